@@ -1,0 +1,45 @@
+# dealroom developer tasks. `make help` lists them.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-pg lint typecheck format bench check
+
+help: ## list the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install dealroom with its dev tools
+
+demo: $(STAMP) ## run the embedded demo (SQLite, sample data)
+	$(BIN)/dealroom demo
+
+test: $(STAMP) ## run the test suite (SQLite; PostgreSQL too when DEALROOM_TEST_DATABASE_URL is set)
+	$(BIN)/pytest -q -n 2
+
+test-pg: $(STAMP) ## run the test suite against the local PostgreSQL
+	DEALROOM_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -n 2
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(STAMP) ## apply ruff format and safe fixes
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+typecheck: $(STAMP) ## mypy --strict on src/
+	$(BIN)/mypy
+
+bench: $(STAMP) ## run the benchmarks
+	$(BIN)/python bench/engine.py
+
+check: lint typecheck test ## everything CI runs on SQLite

@@ -29,7 +29,9 @@ def static_problems(process: Process) -> list[ProcessProblem]:
             problems += _time_refs(process, where, rule.at)
             for name in rule.after:
                 if name not in process.transitions:
-                    problems.append(ProcessProblem(where, f"timer `after` names unknown transition '{name}'"))
+                    problems.append(
+                        ProcessProblem(where, f"timer `after` names unknown transition '{name}'")
+                    )
     for n in process.notifications:
         if n.at is not None:
             problems += _time_refs(process, f"notification '{n.name}'", n.at)

@@ -299,7 +299,9 @@ def available_transitions(process: Process, deal: DealState, role: str) -> list[
             continue
         dst = t.destination(role)
         left = deal.settings.transition_quota - deal.transition_count
-        if left < 1 or (process.is_looping(t, dst) and 1 + process.steps_to_final.get(dst, 0) > left):
+        if left < 1 or (
+            process.is_looping(t, dst) and 1 + process.steps_to_final.get(dst, 0) > left
+        ):
             continue
         out.append(t.name)
     return out
@@ -330,14 +332,13 @@ class _Clock:
         d = self.deal
         if name == "tx-initiated":
             return d.initiated_at
-        if name == "entered":
-            return d.entered[self.timer_state][1] if self.timer_state in d.entered else None
+        if name in ("entered", "first-entered-state", "last-entered-state"):
+            times = d.entered.get((self.timer_state if name == "entered" else arg) or "")
+            if times is None:
+                return None
+            return times[0] if name == "first-entered-state" else times[1]
         if name == "last-move":
             return d.last_move_at
-        if name == "first-entered-state":
-            return d.entered[arg][0] if arg in d.entered else None
-        if name == "last-entered-state":
-            return d.entered[arg][1] if arg in d.entered else None
         if name == "first-transitioned":
             return d.first_transitioned.get(arg or "")
         if name == "quote-valid-until":
@@ -598,7 +599,9 @@ def _apply(
     elif action == "request-close":
         waived = payload.data.get("escrow_waived", False)
         if not isinstance(waived, bool):
-            raise rules.field_error("escrow_waived", "REQUEST", "escrow_waived must be true or false.")
+            raise rules.field_error(
+                "escrow_waived", "REQUEST", "escrow_waived must be true or false."
+            )
         work.data["escrow_waived"] = waived
     elif action == "request-info":
         work.data["info_requested"] = {"at": now.isoformat(), "message": payload.message}
@@ -634,8 +637,9 @@ def _new_version(
         raise NotAuthorized("Only the buyer or the seller can propose terms.", rule="ACTOR")
     pending = deal.pending
     settings = deal.settings
-    is_proposal = action != "revise" and not (action == "set-line-items" and pending
-                                              and pending.created_by_role == role)
+    is_proposal = action != "revise" and not (
+        action == "set-line-items" and pending and pending.created_by_role == role
+    )
     if settings.counter_rules:
         rules.check_limits(deal, settings, counting=is_proposal)
     base = pending.terms if pending else (deal.current.terms if deal.current else None)
@@ -645,17 +649,17 @@ def _new_version(
     if settings.offer_rules and role == "buyer":
         rules.check_offer_rules(action, deal, terms, payload, actor, now)
 
-    own_previous = next(
-        (v for v in reversed(work.versions) if v.created_by_role == role), None
-    )
+    own_previous = next((v for v in reversed(work.versions) if v.created_by_role == role), None)
     pct, lead = change_from(own_previous or pending, terms)
     if action == "revise" or (pending is not None and pending.created_by_role == role):
         reason = "seller_revision" if role == "seller" else "terms_change"
         if pending is not None:
             work.set_status(pending.number, "superseded")
     else:
-        reason = "initial" if not work.versions else (
-            "buyer_counter" if role == "buyer" else "seller_revision"
+        reason = (
+            "initial"
+            if not work.versions
+            else ("buyer_counter" if role == "buyer" else "seller_revision")
         )
         if pending is not None:
             work.set_status(pending.number, "countered")

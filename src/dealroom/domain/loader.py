@@ -88,7 +88,11 @@ def from_mapping(raw: Mapping[str, Any], *, source: str = "<data>", text: str = 
     c = _Collector(source, text)
     for key in raw:
         if key not in {"process", "settings", "states", "transitions", "notifications"}:
-            c.add(key, "unknown top-level table (expected process, settings, states, transitions, notifications)", c.line_of_key(None, key))
+            c.add(
+                key,
+                "unknown top-level table (expected process, settings, states, transitions, notifications)",
+                c.line_of_key(None, key),
+            )
 
     head = raw.get("process")
     if not isinstance(head, Mapping):
@@ -96,11 +100,17 @@ def from_mapping(raw: Mapping[str, Any], *, source: str = "<data>", text: str = 
         head = {}
     name = head.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        c.add("process.name", "must be a lower-case name such as 'rfq'", c.line_of_key("process", "name"))
+        c.add(
+            "process.name",
+            "must be a lower-case name such as 'rfq'",
+            c.line_of_key("process", "name"),
+        )
         name = "invalid"
     version = head.get("version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        c.add("process.version", "must be a whole number from 1", c.line_of_key("process", "version"))
+        c.add(
+            "process.version", "must be a whole number from 1", c.line_of_key("process", "version")
+        )
         version = 1
 
     settings = Settings()
@@ -113,7 +123,11 @@ def from_mapping(raw: Mapping[str, Any], *, source: str = "<data>", text: str = 
         except SettingsError as exc:
             for problem in exc.problems:
                 key = problem.split(":", 1)[0]
-                c.add(f"settings.{key}", problem.split(":", 1)[-1].strip(), c.line_of_key("settings", key))
+                c.add(
+                    f"settings.{key}",
+                    problem.split(":", 1)[-1].strip(),
+                    c.line_of_key("settings", key),
+                )
 
     raw_states = raw.get("states")
     states: dict[str, str] = {}
@@ -122,7 +136,11 @@ def from_mapping(raw: Mapping[str, Any], *, source: str = "<data>", text: str = 
     else:
         for s, title in raw_states.items():
             if not NAME_RE.match(s):
-                c.add(f"states.{s}", "state names are lower-case words joined by '-'", c.line_of_key("states", s))
+                c.add(
+                    f"states.{s}",
+                    "state names are lower-case words joined by '-'",
+                    c.line_of_key("states", s),
+                )
             states[s] = title if isinstance(title, str) else ""
 
     transitions: dict[str, Transition] = {}
@@ -135,7 +153,11 @@ def from_mapping(raw: Mapping[str, Any], *, source: str = "<data>", text: str = 
         if t is None:
             continue
         if t.name in transitions:
-            c.add(f"transitions[{i}] ({t.name})", "duplicate transition name", c.line_of_table("transitions", i))
+            c.add(
+                f"transitions[{i}] ({t.name})",
+                "duplicate transition name",
+                c.line_of_table("transitions", i),
+            )
         transitions[t.name] = t
 
     notifications = tuple(
@@ -157,8 +179,7 @@ def from_mapping(raw: Mapping[str, Any], *, source: str = "<data>", text: str = 
         source=source,
     )
     if not c.problems:
-        for problem in static_problems(process):
-            c.problems.append(problem)
+        c.problems.extend(static_problems(process))
     if c.problems:
         raise ProcessError(source, c.problems)
     return process
@@ -220,7 +241,11 @@ def _transition(c: _Collector, i: int, rt: Any, states: Mapping[str, str]) -> Tr
         dst_by_role.pop("*", None)
         for role in dst_by_role:
             if role not in ("buyer", "seller", "operator", "system"):
-                c.add(f"{where}.to.{role}", "a destination by role names buyer, seller, operator or system", line)
+                c.add(
+                    f"{where}.to.{role}",
+                    "a destination by role names buyer, seller, operator or system",
+                    line,
+                )
     else:
         c.add(f"{where}.to", "missing: the state this transition leads to", line)
     for d in {dst, *dst_by_role.values()}:
@@ -256,17 +281,29 @@ def _transition(c: _Collector, i: int, rt: Any, states: Mapping[str, str]) -> Tr
             c.add(f"{tw}.after", "must be a transition name or a list of them", line)
             after = []
         if at is not None:
-            timers.append(TimerRule(state, at, rtm.get("rule"), event, pending_by, frozenset(after)))
+            timers.append(
+                TimerRule(state, at, rtm.get("rule"), event, pending_by, frozenset(after))
+            )
     if actors is None or (not actors and not timers):
-        c.add(f"{where}.actor", "needs an actor (buyer, seller, operator, system, counterparty, author) or timers", line)
+        c.add(
+            f"{where}.actor",
+            "needs an actor (buyer, seller, operator, system, counterparty, author) or timers",
+            line,
+        )
         actors = []
     for a in actors:
         if a not in ACTORS:
-            c.add(f"{where}.actor", f"unknown actor '{a}' (known: {', '.join(sorted(ACTORS))})", line)
+            c.add(
+                f"{where}.actor", f"unknown actor '{a}' (known: {', '.join(sorted(ACTORS))})", line
+            )
     if timers and "system" not in actors:
         actors.append("system")
     if not src and ("counterparty" in actors or "author" in actors):
-        c.add(f"{where}.actor", "an initial transition has no pending quote, so no counterparty or author", line)
+        c.add(
+            f"{where}.actor",
+            "an initial transition has no pending quote, so no counterparty or author",
+            line,
+        )
 
     actions = _names(rt.get("actions", []))
     if actions is None:

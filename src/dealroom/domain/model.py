@@ -161,7 +161,7 @@ class Process:
     @cached_property
     def steps_to_final(self) -> Mapping[str, int]:
         """Fewest transitions from each state to a final state (breadth-first, backwards)."""
-        dist = {s: 0 for s in self.final_states}
+        dist = dict.fromkeys(self.final_states, 0)
         frontier = list(self.final_states)
         incoming: dict[str, set[str]] = {s: set() for s in self.states}
         for t in self.transitions.values():

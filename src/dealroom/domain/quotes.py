@@ -47,6 +47,15 @@ def money(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP)
 
 
+def at_least_cents(d: Decimal) -> Decimal:
+    """Exact value with no trailing zeros past the cents: 50 -> 50.00, 0.012500 -> 0.0125."""
+    q = d.normalize()
+    exponent = q.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        return q.quantize(Decimal("0.01"))
+    return q
+
+
 def percent_change(old: Decimal, new: Decimal) -> Decimal | None:
     if old == 0:
         return None
@@ -223,13 +232,18 @@ def diff(old: QuoteVersion, new: QuoteVersion) -> VersionDiff:
         if name == "unit_price" and pct is not None:
             phrases.append(f"price {'reduced' if pct < 0 else 'increased'} {_pct_text(pct)}")
         elif name == "quantity":
-            phrases.append(f"quantity {'reduced' if y < x else 'increased'} from {x} to {y}")
+            verb = "reduced" if b.quantity < a.quantity else "increased"
+            phrases.append(f"quantity {verb} from {a.quantity} to {b.quantity}")
         elif name == "lead_time_days" and x is not None and y is not None:
             days = int(y) - int(x)
             verb = "reduced" if days < 0 else "increased"
             phrases.append(f"lead time {verb} {_plural(abs(days), 'day')}")
         elif name == "lead_time_days":
-            phrases.append(f"lead time set to {_plural(int(y), 'day')}" if y is not None else "lead time removed")
+            phrases.append(
+                f"lead time set to {_plural(int(y), 'day')}"
+                if y is not None
+                else "lead time removed"
+            )
         elif name == "discount_percent":
             phrases.append(f"discount {'removed' if not y else f'set to {y}%'}")
     for name in ("delivery_terms", "valid_until", "notes"):

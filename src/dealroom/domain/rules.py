@@ -20,7 +20,7 @@ from dealroom.domain.errors import (
     MaxRoundsExceeded,
     VerificationRequired,
 )
-from dealroom.domain.quotes import Terms, percent_change
+from dealroom.domain.quotes import Terms, at_least_cents, percent_change
 from dealroom.domain.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,9 +48,7 @@ def _refuse(problems: list[FieldProblem]) -> None:
     if problems:
         first = problems[0]
         detail = first.message if len(problems) == 1 else " ".join(p.message for p in problems)
-        raise CounterValidationFailed(
-            detail, rule=first.rule, field=first.field, problems=problems
-        )
+        raise CounterValidationFailed(detail, rule=first.rule, field=first.field, problems=problems)
 
 
 def _fmt(d: Decimal) -> str:
@@ -68,7 +66,7 @@ def _pct(d: Decimal) -> str:
 def _decimal(raw: Any, field: str, problems: list[FieldProblem]) -> Decimal | None:
     if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
         problems.append(
-            FieldProblem(field, "TERMS", f"{field} must be a decimal string such as \"47.00\".")
+            FieldProblem(field, "TERMS", f'{field} must be a decimal string such as "47.00".')
         )
         return None
     try:
@@ -117,7 +115,11 @@ def _time(raw: Any, field: str, problems: list[FieldProblem]) -> datetime | None
             if t.tzinfo is not None:
                 return t
     problems.append(
-        FieldProblem(field, "TERMS", f"{field} must be an ISO-8601 time with a zone, such as 2026-02-08T00:00:00Z.")
+        FieldProblem(
+            field,
+            "TERMS",
+            f"{field} must be an ISO-8601 time with a zone, such as 2026-02-08T00:00:00Z.",
+        )
     )
     return None
 
@@ -160,6 +162,12 @@ def build_terms(
         problems.append(
             FieldProblem("unit_price", "TERMS", "unit_price must be above zero and below 10^12.")
         )
+    elif unit_price is not None:
+        if unit_price.as_tuple().exponent < -6:  # type: ignore[operator]
+            problems.append(
+                FieldProblem("unit_price", "TERMS", "unit_price has at most 6 decimal places.")
+            )
+        unit_price = at_least_cents(unit_price)
 
     quantity: int | None
     if "quantity" in raw:
@@ -171,19 +179,26 @@ def build_terms(
 
     lead: int | None = base.lead_time_days if base else request.get("lead_time_days")
     if "lead_time_days" in raw:
-        lead = None if raw["lead_time_days"] is None else _int(raw["lead_time_days"], "lead_time_days", problems)
+        lead = (
+            None
+            if raw["lead_time_days"] is None
+            else _int(raw["lead_time_days"], "lead_time_days", problems)
+        )
     if lead is not None and lead > 3650:
         problems.append(FieldProblem("lead_time_days", "TERMS", "lead_time_days is at most 3650."))
 
     discount: Decimal | None = base.discount_percent if base else None
     if "discount_percent" in raw:
         discount = (
-            None if raw["discount_percent"] is None
+            None
+            if raw["discount_percent"] is None
             else _decimal(raw["discount_percent"], "discount_percent", problems)
         )
     if discount is not None and not (Decimal(0) <= discount < 100):
         problems.append(
-            FieldProblem("discount_percent", "TERMS", "discount_percent must be from 0 to below 100.")
+            FieldProblem(
+                "discount_percent", "TERMS", "discount_percent must be from 0 to below 100."
+            )
         )
 
     valid_until: datetime | None
@@ -199,10 +214,13 @@ def build_terms(
     else:
         valid_until = None
 
-    delivery = _text(raw.get("delivery_terms", base.delivery_terms if base else None), "delivery_terms", problems)
+    delivery = _text(
+        raw.get("delivery_terms", base.delivery_terms if base else None), "delivery_terms", problems
+    )
     notes = _text(raw.get("notes"), "notes", problems)
     _refuse(problems)
-    assert unit_price is not None and quantity is not None
+    assert unit_price is not None
+    assert quantity is not None
     return Terms(
         unit_price=unit_price,
         quantity=quantity,
@@ -254,7 +272,11 @@ def parse_review(payload: Payload) -> dict[str, Any]:
         problems.append(FieldProblem("reviewRating", "REVIEW", "reviewRating must be 1 to 5."))
     if not isinstance(content, str) or len(content) > MAX_TEXT:
         problems.append(
-            FieldProblem("reviewContent", "REVIEW", f"reviewContent must be text of at most {MAX_TEXT} characters.")
+            FieldProblem(
+                "reviewContent",
+                "REVIEW",
+                f"reviewContent must be text of at most {MAX_TEXT} characters.",
+            )
         )
     _refuse(problems)
     return {"rating": rating, "content": content}
@@ -286,7 +308,7 @@ def check_limits(deal: DealState, settings: Settings, *, counting: bool) -> None
 
 def _quantity_bounds(deal: DealState, quantity: int) -> list[FieldProblem]:
     lo, hi = deal.listing.min_order_qty, deal.listing.max_order_qty
-    if lo is not None and quantity < lo or hi is not None and quantity > hi:
+    if (lo is not None and quantity < lo) or (hi is not None and quantity > hi):
         rng = f"{lo or 1}–{hi}" if hi is not None else f"at least {lo}"
         return [
             FieldProblem(
@@ -302,8 +324,10 @@ def check_counter_rules(
     settings = deal.settings
     problems: list[FieldProblem] = []
     given = set(payload.terms or {})
-    if action == "counter" and settings.counter_message_required and not (
-        payload.message and payload.message.strip()
+    if (
+        action == "counter"
+        and settings.counter_message_required
+        and not (payload.message and payload.message.strip())
     ):
         problems.append(
             FieldProblem("message", "NEG-V04", "A counter-offer needs a message explaining it.")
@@ -316,8 +340,15 @@ def check_counter_rules(
     if base is not None and action in ("counter", "revise"):
         changed = [
             f
-            for f in ("unit_price", "quantity", "lead_time_days", "delivery_terms",
-                      "discount_percent", "notes", "valid_until")
+            for f in (
+                "unit_price",
+                "quantity",
+                "lead_time_days",
+                "delivery_terms",
+                "discount_percent",
+                "notes",
+                "valid_until",
+            )
             if f in given and getattr(terms, f) != getattr(base, f)
         ]
         if not changed:
@@ -415,8 +446,10 @@ def check_offer_rules(
             rule="OFR-008",
             field="unit_price",
         )
-    if s.min_account_age is not None and actor.created_at is not None and (
-        s.min_account_age.add_to(actor.created_at) > now
+    if (
+        s.min_account_age is not None
+        and actor.created_at is not None
+        and (s.min_account_age.add_to(actor.created_at) > now)
     ):
         raise VerificationRequired(
             f"New accounts can make offers once they are {s.min_account_age.text()[1:].lower()} old.",

@@ -237,7 +237,9 @@ class _Parser:
 
     def take(self, expected: str | None = None) -> str:
         if self.i >= len(self.tokens):
-            raise TimeExprError(f"'{self.text}' ends early" + (f"; expected '{expected}'" if expected else ""))
+            raise TimeExprError(
+                f"'{self.text}' ends early" + (f"; expected '{expected}'" if expected else "")
+            )
         tok, col = self.tokens[self.i]
         if expected is not None and tok != expected:
             raise TimeExprError(f"expected '{expected}' at column {col + 1}, found '{tok}'")

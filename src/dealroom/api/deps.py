@@ -1,0 +1,187 @@
+"""Request dependencies: the unit of work (one transaction per request), the caller,
+and idempotent replays."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import Response
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from dealroom.config import Config
+from dealroom.db.models import IdempotencyKey, User
+from dealroom.db.session import Database
+from dealroom.domain.errors import InvalidRequest, NotAuthenticated, NotAuthorized
+from dealroom.outbox import OutboxItem
+from dealroom.security import read_token, signing_key
+
+
+class Replay(Exception):
+    """A stored answer to send again (Idempotency-Key seen before)."""
+
+    def __init__(self, status_code: int, body: str) -> None:
+        self.status_code = status_code
+        self.body = body
+
+
+@dataclass
+class UnitOfWork:
+    session: Session
+    now: datetime
+    config: Config
+    ip: str | None = None
+    user_agent: str | None = None
+    outbox: list[OutboxItem] = field(default_factory=list)
+    idempotency: tuple[str, str, str, str] | None = None  # user, key, method+path, hash
+
+    def remember(self, payload: Any, status_code: int = 200) -> Response:
+        """Answer with `payload`; store it under the request's Idempotency-Key, if any,
+        in the same transaction as the writes it answers for."""
+        body = json.dumps(jsonable_encoder(payload), separators=(",", ":"))
+        if self.idempotency is not None:
+            user_id, key, where, digest = self.idempotency
+            method, _, path = where.partition(" ")
+            self.session.add(
+                IdempotencyKey(
+                    user_id=user_id,
+                    key=key,
+                    method=method,
+                    path=path,
+                    request_hash=digest,
+                    status_code=status_code,
+                    response_body=body,
+                    created_at=self.now,
+                )
+            )
+        return Response(content=body, status_code=status_code, media_type="application/json")
+
+
+def get_uow(request: Request) -> Iterator[UnitOfWork]:
+    db: Database = request.app.state.db
+    write = request.method not in ("GET", "HEAD", "OPTIONS")
+    session = db.session(write=write)
+    uow = UnitOfWork(
+        session=session,
+        now=request.app.state.clock.now(),
+        config=request.app.state.config,
+        ip=request.client.host if request.client else None,
+        user_agent=(request.headers.get("user-agent") or "")[:400] or None,
+    )
+    try:
+        yield uow
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        stored = _stored_answer(db, uow)
+        if stored is None:
+            raise
+        raise Replay(stored.status_code, stored.response_body) from None
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    if uow.outbox:
+        request.app.state.broker.publish(uow.outbox)
+
+
+def _stored_answer(db: Database, uow: UnitOfWork) -> IdempotencyKey | None:
+    if uow.idempotency is None:
+        return None
+    user_id, key, _, _ = uow.idempotency
+    with db.session(write=False) as s:
+        return s.get(IdempotencyKey, (user_id, key))
+
+
+UoW = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.query_params.get("access_token") or request.cookies.get("dealroom_token")
+
+
+def load_caller(uow: UnitOfWork, token: str | None) -> User | None:
+    if not token:
+        return None
+    key = signing_key(uow.session, uow.config.secret_key)
+    claims = read_token(key, token, now=uow.now)
+    user = uow.session.get(User, claims["sub"])
+    if user is None or user.deleted_at is not None:
+        raise NotAuthenticated("The account behind this token no longer exists.", rule="AUTH")
+    if claims["iat"] < int(user.created_at.timestamp()) - 1:
+        raise NotAuthenticated("The bearer token is not valid.", rule="AUTH")
+    return user
+
+
+def current_user(request: Request, uow: UoW) -> User:
+    user = load_caller(uow, _bearer(request))
+    if user is None:
+        raise NotAuthenticated(
+            "Sign in first: send Authorization: Bearer <token> from POST /v1/auth/token.",
+            rule="AUTH",
+        )
+    return user
+
+
+def optional_user(request: Request, uow: UoW) -> User | None:
+    return load_caller(uow, _bearer(request))
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+
+
+def require_role(user: User, *roles: str) -> None:
+    if not set(roles) & set(user.roles or []):
+        raise NotAuthorized(f"This needs the {' or '.join(roles)} role.", rule="ROLE")
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def idempotent(
+    request: Request, uow: UoW, user: CurrentUser, body: Annotated[bytes, Depends(_raw_body)]
+) -> None:
+    """Honour `Idempotency-Key`: replay the stored answer of a retried request."""
+    key = request.headers.get("idempotency-key")
+    if not key:
+        return
+    if len(key) > 200:
+        raise InvalidRequest("Idempotency-Key is at most 200 characters.", field="Idempotency-Key")
+    where = f"{request.method} {request.url.path}"
+    digest = hashlib.sha256(where.encode() + b"\n" + body).hexdigest()
+    if uow.session.get_bind().dialect.name == "postgresql":
+        # Concurrent retries of one key queue here; the later one then sees the answer.
+        uow.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+            {"k": f"{user.id}:{key}"},
+        )
+    stored = uow.session.execute(
+        select(IdempotencyKey).where(IdempotencyKey.user_id == user.id, IdempotencyKey.key == key)
+    ).scalar_one_or_none()
+    if stored is not None:
+        if stored.request_hash != digest:
+            raise InvalidRequest(
+                "This Idempotency-Key was used for a different request; use a new key.",
+                field="Idempotency-Key",
+                rule="IDEMPOTENCY",
+            )
+        raise Replay(stored.status_code, stored.response_body)
+    uow.idempotency = (user.id, key, where, digest)
+
+
+Idempotent = Depends(idempotent)

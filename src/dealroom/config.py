@@ -1,0 +1,80 @@
+"""Configuration from `DEALROOM_*` environment variables, read once per process."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SQLITE = "sqlite:///dealroom.db"
+
+#: Platform fees by default: 2.5% of the accepted total, paid by the seller. A marketplace
+#: overrides them with DEALROOM_FEES (JSON): {"default": [...], "process": {"market": [...]},
+#: "category": {"laptops": [...]}}; the most specific list wins (category over process).
+DEFAULT_FEES: dict[str, Any] = {
+    "default": [{"name": "platform", "payer": "seller", "percent": "2.5"}],
+    "process": {},
+    "category": {},
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = DEFAULT_SQLITE
+    secret_key: str | None = None
+    token_ttl_seconds: int = 12 * 3600
+    fees: dict[str, Any] = field(default_factory=lambda: DEFAULT_FEES)
+    #: Rule-setting overrides by category and seller (JSON): {"category": {"laptops":
+    #: {"max_rounds": 3}}, "seller": {"<user id>": {...}}}. Listings and deals carry their own.
+    rule_overrides: dict[str, Any] = field(default_factory=dict)
+    process_dir: Path = Path("dealroom-data/processes")
+    base_url: str = "http://127.0.0.1:8000"
+    echo_sql: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` selects psycopg 3, the driver dealroom ships with."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _json_env(name: str, default: Any) -> Any:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{name} is not valid JSON: {exc}") from exc
+
+
+def from_env() -> Config:
+    env = os.environ
+    fees = _json_env("DEALROOM_FEES", DEFAULT_FEES)
+    for entry in fees.get("default", []):
+        Decimal(str(entry["percent"]))  # fail at start-up, not at the first order
+    return Config(
+        database_url=normalize_url(env.get("DEALROOM_DATABASE_URL", DEFAULT_SQLITE)),
+        secret_key=env.get("DEALROOM_SECRET_KEY") or None,
+        token_ttl_seconds=int(env.get("DEALROOM_TOKEN_TTL", 12 * 3600)),
+        fees=fees,
+        rule_overrides=_json_env("DEALROOM_RULES", {}),
+        process_dir=Path(env.get("DEALROOM_PROCESS_DIR", "dealroom-data/processes")),
+        base_url=env.get("DEALROOM_BASE_URL", "http://127.0.0.1:8000"),
+        echo_sql=env.get("DEALROOM_ECHO_SQL") == "1",
+    )
+
+
+@cache
+def get_config() -> Config:
+    return from_env()

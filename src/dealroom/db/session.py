@@ -1,0 +1,90 @@
+"""Engines and sessions, on SQLite and PostgreSQL alike.
+
+SQLite runs in WAL mode with foreign keys on; a write transaction starts with
+`BEGIN IMMEDIATE` so two writers queue for the lock instead of failing half-way, which
+makes optimistic concurrency behave as on PostgreSQL. Reads begin deferred and run
+concurrently with the writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
+        _sqlite_setup(engine)
+        return engine
+    return create_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=30,
+    )
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event below emit BEGIN itself.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@dataclass
+class Database:
+    """One engine and its two session factories: reads, and writes."""
+
+    engine: Engine
+
+    def __post_init__(self) -> None:
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        write_bind = (
+            self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
+        )
+        self._write = sessionmaker(write_bind, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def session(self, *, write: bool = True) -> Session:
+        return (self._write if write else self._read)()
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """A session committed on success and rolled back on any error (CLI, worker)."""
+        session = self.session(write=write)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()

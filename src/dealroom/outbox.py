@@ -1,0 +1,51 @@
+"""What must happen after commit: collected during a transaction, published after it.
+
+Services append to `UnitOfWork.outbox`; the edge hands the items to the broker only after
+a successful commit and drops them on rollback. Subscribers (realtime streams, the bell,
+webhooks) plug into the broker; until then it only counts what it publishes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    kind: str  # "event" | "message" | ...
+    deal_id: str | None
+    payload: dict[str, Any]
+
+
+Subscriber = Callable[[OutboxItem], None]
+
+
+@dataclass
+class Broker:
+    """In-process fan-out of committed items."""
+
+    _subscribers: list[Subscriber] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    published: int = 0
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if fn in self._subscribers:
+                    self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    def publish(self, items: list[OutboxItem]) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+            self.published += len(items)
+        for item in items:
+            for fn in subscribers:
+                fn(item)

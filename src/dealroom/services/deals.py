@@ -1,0 +1,605 @@
+"""Deal use cases: open a deal, fire a transition, post a message.
+
+One function per thing a user does. Each loads what it needs, asks the pure engine to
+decide, and persists the outcome in the caller's transaction: the deal row (version + 1),
+the new quote version, status moves of earlier versions, hash-chained events, the timers
+that should now be pending, the handoff (order, escrow, shipment) and the outbox. Services
+flush, never commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from dealroom.api.deps import UnitOfWork
+from dealroom.db import models as m
+from dealroom.domain import engine
+from dealroom.domain.engine import Actor, DealState, Outcome, Payload
+from dealroom.domain.errors import (
+    Duplicate,
+    InvalidRequest,
+    NotAuthorized,
+    NotFound,
+    RateLimited,
+    StaleDeal,
+)
+from dealroom.domain.model import Process
+from dealroom.domain.quotes import QuoteVersion, Terms, at_least_cents
+from dealroom.domain.settings import Settings, SettingsError
+from dealroom.outbox import OutboxItem
+from dealroom.services import audit, fees
+from dealroom.services.processes import get_process
+from dealroom.services.refs import next_ref
+
+STAFF_ROLES = frozenset({"operator", "admin"})
+
+
+# --- reading a deal into the engine's terms -----------------------------------------------
+
+
+def snapshot_of(listing: m.Listing) -> dict[str, Any]:
+    """The listing as frozen when a deal opens; later edits never touch it."""
+    return {
+        "id": listing.id,
+        "title": listing.title,
+        "description": listing.description,
+        "category": listing.category,
+        "kind": listing.kind,
+        "currency": listing.currency,
+        "unit_price": str(listing.unit_price),
+        "quantity": listing.quantity,
+        "min_order_qty": listing.min_order_qty,
+        "max_order_qty": listing.max_order_qty,
+        "sale_mode": listing.sale_mode,
+        "attributes": dict(listing.attributes or {}),
+        "owner_id": listing.owner_id,
+        "updated_at": audit.iso(listing.updated_at),
+    }
+
+
+def engine_listing(snapshot: dict[str, Any]) -> engine.Listing:
+    return engine.Listing(
+        currency=snapshot["currency"],
+        unit_price=Decimal(snapshot["unit_price"]),
+        quantity=int(snapshot.get("quantity") or 1),
+        min_order_qty=snapshot.get("min_order_qty"),
+        max_order_qty=snapshot.get("max_order_qty"),
+        sale_mode=snapshot.get("sale_mode", "negotiable"),
+        category=snapshot.get("category"),
+        title=snapshot.get("title", ""),
+    )
+
+
+def settings_for(
+    uow: UnitOfWork,
+    process: Process,
+    *,
+    category: str | None,
+    seller_id: str,
+    listing_rules: dict[str, Any] | None,
+    deal_rules: dict[str, Any] | None,
+) -> Settings:
+    """Process defaults < category < seller < listing < deal: the most specific wins."""
+    overrides = uow.config.rule_overrides
+    try:
+        return Settings.layered(
+            process.settings,
+            overrides.get("category", {}).get(category or "", None),
+            overrides.get("seller", {}).get(seller_id, None),
+            listing_rules,
+            deal_rules,
+        )
+    except SettingsError as exc:
+        raise InvalidRequest(f"Rule settings refused: {exc}", rule="SETTINGS") from exc
+
+
+def _ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def version_of(row: m.QuoteVersion) -> QuoteVersion:
+    return QuoteVersion(
+        number=row.number,
+        terms=Terms(
+            unit_price=at_least_cents(row.unit_price),
+            quantity=row.quantity,
+            currency=row.currency,
+            lead_time_days=row.lead_time_days,
+            delivery_terms=row.delivery_terms,
+            valid_until=row.valid_until,
+            discount_percent=None
+            if row.discount_percent is None
+            else at_least_cents(row.discount_percent),
+            notes=row.notes,
+        ),
+        created_by_role=row.created_by_role,
+        created_at=row.created_at,
+        change_reason=row.change_reason,
+        status=row.status,
+        message=row.message,
+        price_change_pct=row.price_change_pct,
+        lead_time_change_days=row.lead_time_change_days,
+        is_proposal=row.is_proposal,
+    )
+
+
+def load_versions(session: Session, deal_id: str) -> list[m.QuoteVersion]:
+    stmt = (
+        select(m.QuoteVersion)
+        .where(m.QuoteVersion.deal_id == deal_id)
+        .order_by(m.QuoteVersion.number)
+    )
+    return list(session.scalars(stmt))
+
+
+def engine_state(uow: UnitOfWork, deal: m.Deal, process: Process) -> DealState:
+    versions = load_versions(uow.session, deal.id)
+    listing_rules = deal.data.get("listing_rules") if deal.data else None
+    settings = settings_for(
+        uow,
+        process,
+        category=deal.listing_snapshot.get("category"),
+        seller_id=deal.seller_id,
+        listing_rules=listing_rules,
+        deal_rules=deal.rules,
+    )
+    return DealState(
+        process=process.name,
+        listing=engine_listing(deal.listing_snapshot),
+        settings=settings,
+        buyer_id=deal.buyer_id,
+        seller_id=deal.seller_id,
+        state=deal.state if deal.transition_count else None,
+        versions=tuple(version_of(v) for v in versions),
+        proposals=deal.proposals,
+        transition_count=deal.transition_count,
+        initiated_at=deal.initiated_at,
+        last_move_at=deal.last_move_at,
+        last_mover=deal.last_mover,
+        last_transition=deal.last_transition,
+        entered={k: (_ts(v[0]), _ts(v[1])) for k, v in (deal.entered or {}).items()},  # type: ignore[misc]
+        first_transitioned={k: _ts(v) for k, v in (deal.first_transitioned or {}).items()},  # type: ignore[misc]
+        data={k: v for k, v in (deal.data or {}).items() if k != "listing_rules"},
+    )
+
+
+# --- who the caller is in a deal ----------------------------------------------------------
+
+
+def role_in(deal: m.Deal, user: m.User) -> str:
+    """buyer, seller or operator; a user who may not see the deal gets NEG-011 (404)."""
+    if user.id == deal.buyer_id:
+        return "buyer"
+    if user.id == deal.seller_id:
+        return "seller"
+    if STAFF_ROLES & set(user.roles or []):
+        return "operator"
+    raise NotFound("There is no such deal.", rule="VISIBILITY", deal_id=deal.id)
+
+
+def actor_for(user: m.User, role: str) -> Actor:
+    return Actor(
+        role=role,
+        user_id=user.id,
+        kyc_verified=user.kyc_verified,
+        plan=user.plan,
+        created_at=user.created_at,
+        blocked=user.blocked and role in ("buyer", "seller"),
+    )
+
+
+def get_deal(
+    session: Session, deal_id: str, user: m.User, *, lock: bool = False
+) -> tuple[m.Deal, str]:
+    stmt = select(m.Deal).where(m.Deal.id == deal_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    deal = session.execute(stmt).scalar_one_or_none() if _is_uuidish(deal_id) else None
+    if deal is None:
+        raise NotFound("There is no such deal.", rule="VISIBILITY", deal_id=deal_id)
+    return deal, role_in(deal, user)
+
+
+def _is_uuidish(value: str) -> bool:
+    return 0 < len(value) <= 36
+
+
+@dataclass
+class DealResult:
+    deal: m.Deal
+    state: DealState
+    process: Process
+    role: str
+    outcome: Outcome | None = None
+    dry_run: bool = False
+
+
+# --- opening a deal -----------------------------------------------------------------------
+
+
+def open_deal(
+    uow: UnitOfWork,
+    user: m.User,
+    *,
+    listing_id: str,
+    transition: str,
+    process_name: str | None = None,
+    payload: Payload,
+    buyer_id: str | None = None,
+    dry_run: bool = False,
+) -> DealResult:
+    s = uow.session
+    listing = s.get(m.Listing, listing_id) if _is_uuidish(listing_id) else None
+    if listing is None or listing.status != "active":
+        raise NotFound("There is no such active listing.", rule="LISTING", field="listing_id")
+    process = get_process(s, process_name or listing.process)
+    if transition not in process.transitions or not process.transitions[transition].initial:
+        starts = ", ".join(t.name for t in process.initial_transitions)
+        raise InvalidRequest(
+            f"A {process.name} deal starts with {starts}; '{transition}' is not one of them.",
+            field="transition",
+            rule="STATE",
+        )
+    t = process.transitions[transition]
+    if not {"buyer", "seller"} & t.actors:
+        # Opened by staff for the parties (an auction win): the caller is the operator.
+        if not STAFF_ROLES & set(user.roles or []):
+            raise NotAuthorized(f"'{transition}' is recorded by an operator.", rule="ACTOR")
+        role = "operator"
+    else:
+        # On a sell listing the caller buys; on a buy listing (reverse flow) the caller sells.
+        role = "buyer" if listing.kind == "sell" else "seller"
+    if role == "operator":
+        if not buyer_id:
+            raise InvalidRequest("Say who won: data.buyer_id.", field="data.buyer_id")
+        counterpart = s.get(m.User, buyer_id)
+        if counterpart is None:
+            raise InvalidRequest("data.buyer_id is not a user.", field="data.buyer_id")
+        buyer, seller = counterpart.id, listing.owner_id
+    elif role == "buyer":
+        buyer, seller = user.id, listing.owner_id
+    else:
+        buyer, seller = listing.owner_id, user.id
+    if buyer == seller:
+        raise NotAuthorized("No one can negotiate with themselves.", rule="SELF-DEAL")
+
+    snapshot = snapshot_of(listing)
+    settings = settings_for(
+        uow, process, category=listing.category, seller_id=seller,
+        listing_rules=listing.rules or None, deal_rules=None,
+    )  # fmt: skip
+    if settings.offer_rules and role == "buyer":
+        _offer_limits(
+            uow, buyer_id=buyer, listing_id=listing.id, settings=settings, process=process
+        )
+
+    state = DealState(
+        process=process.name,
+        listing=engine_listing(snapshot),
+        settings=settings,
+        buyer_id=buyer,
+        seller_id=seller,
+    )
+    outcome = engine.fire(process, state, transition, actor_for(user, role), payload, now=uow.now)
+    deal = m.Deal(
+        id=m.new_id(),
+        ref="(dry run)" if dry_run else next_ref(s, "DEAL", uow.now),
+        process_name=process.name,
+        process_version=process.version,
+        state=outcome.to_state,
+        version=0,
+        listing_id=listing.id,
+        listing_snapshot=snapshot,
+        buyer_id=buyer,
+        seller_id=seller,
+        initiated_by=role,
+        data={"listing_rules": listing.rules} if listing.rules else {},
+        rules={},
+        last_seq=0,
+        created_at=uow.now,
+        updated_at=uow.now,
+    )
+    if dry_run:
+        deal.version = 1
+        return DealResult(deal, outcome.deal, process, role, outcome, dry_run=True)
+    s.add(deal)
+    s.flush()
+    persist(uow, deal, process, outcome, actor_id=user.id)
+    return DealResult(deal, outcome.deal, process, role, outcome)
+
+
+def _offer_limits(
+    uow: UnitOfWork, *, buyer_id: str, listing_id: str, settings: Settings, process: Process
+) -> None:
+    """Offer reference anti-spam: offers per day, one open offer per listing (OFR-009/010)."""
+    s = uow.session
+    if s.get_bind().dialect.name == "postgresql":
+        # Two simultaneous offers by one buyer queue here, so the counts below hold.
+        s.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+            {"k": f"offers:{buyer_id}"},
+        )
+    open_states = [st for st in process.states if st not in process.final_states]
+    if settings.one_open_offer_per_listing:
+        existing = s.execute(
+            select(m.Deal.id)
+            .where(
+                m.Deal.buyer_id == buyer_id,
+                m.Deal.listing_id == listing_id,
+                m.Deal.process_name == process.name,
+                m.Deal.state.in_(open_states),
+            )
+            .limit(1)
+        ).scalar_one_or_none()
+        if existing is not None:
+            raise Duplicate(
+                "You already have an open offer on this listing; answer or withdraw it first.",
+                rule="OFR-010",
+                deal_id=existing,
+            )
+    since = uow.now - timedelta(days=1)
+    recent = list(
+        s.scalars(
+            select(m.Deal.created_at)
+            .where(m.Deal.buyer_id == buyer_id, m.Deal.initiated_by == "buyer",
+                   m.Deal.process_name == process.name, m.Deal.created_at > since)
+            .order_by(m.Deal.created_at)
+        )
+    )  # fmt: skip
+    if len(recent) >= settings.offers_per_day:
+        retry = int((recent[0] + timedelta(days=1) - uow.now).total_seconds()) + 1
+        raise RateLimited(
+            f"At most {settings.offers_per_day} offers a day; try again in "
+            f"{retry // 3600} h {retry % 3600 // 60} min.",
+            rule="OFR-009",
+            retry_after=retry,
+        )
+
+
+# --- firing a transition ------------------------------------------------------------------
+
+
+def fire_transition(
+    uow: UnitOfWork,
+    user: m.User,
+    *,
+    deal_id: str,
+    name: str,
+    expected_version: int,
+    payload: Payload,
+    dry_run: bool = False,
+) -> DealResult:
+    deal, role = get_deal(uow.session, deal_id, user, lock=not dry_run)
+    if deal.version != expected_version:
+        raise StaleDeal(
+            f"The deal is at version {deal.version}, not {expected_version}: someone moved "
+            "first. Reload it and decide again.",
+            current_version=deal.version,
+            deal_id=deal.id,
+        )
+    process = get_process(uow.session, deal.process_name, deal.process_version)
+    state = engine_state(uow, deal, process)
+    if role == "operator" or (
+        role in ("buyer", "seller") and _acts_as_operator(user, process, state, name, role)
+    ):
+        role = "operator"
+    outcome = engine.fire(process, state, name, actor_for(user, role), payload, now=uow.now)
+    if dry_run:
+        return DealResult(deal, outcome.deal, process, role, outcome, dry_run=True)
+    persist(uow, deal, process, outcome, actor_id=user.id)
+    return DealResult(deal, outcome.deal, process, role, outcome)
+
+
+def _acts_as_operator(
+    user: m.User, process: Process, state: DealState, name: str, role: str
+) -> bool:
+    """A party who is also staff fires operator transitions as the operator."""
+    t = process.transitions.get(name)
+    if t is None or not STAFF_ROLES & set(user.roles or []):
+        return False
+    roles = engine.permitted_roles(process, state, t)
+    return role not in roles and "operator" in roles
+
+
+def fire_system(uow: UnitOfWork, *, deal_id: str, name: str, timer_rule: str | None) -> DealResult:
+    """A timer's transition, fired by the system through the same path as a user's."""
+    deal = uow.session.execute(
+        select(m.Deal).where(m.Deal.id == deal_id).with_for_update()
+    ).scalar_one()
+    process = get_process(uow.session, deal.process_name, deal.process_version)
+    state = engine_state(uow, deal, process)
+    outcome = engine.fire(
+        process, state, name, engine.SYSTEM, Payload(timer_rule=timer_rule), now=uow.now
+    )
+    persist(uow, deal, process, outcome, actor_id=None)
+    return DealResult(deal, outcome.deal, process, "system", outcome)
+
+
+def persist(
+    uow: UnitOfWork, deal: m.Deal, process: Process, outcome: Outcome, *, actor_id: str | None
+) -> None:
+    s = uow.session
+    now = uow.now
+    st = outcome.deal
+    deal.state = outcome.to_state
+    deal.version += 1
+    deal.proposals = st.proposals
+    deal.transition_count = st.transition_count
+    deal.initiated_at = st.initiated_at
+    deal.last_move_at = st.last_move_at
+    deal.last_mover = st.last_mover
+    deal.last_transition = st.last_transition
+    deal.entered = {k: [audit.iso(a), audit.iso(b)] for k, (a, b) in st.entered.items()}
+    deal.first_transitioned = {k: audit.iso(v) for k, v in st.first_transitioned.items()}
+    listing_rules = (deal.data or {}).get("listing_rules")
+    deal.data = {**st.data, **({"listing_rules": listing_rules} if listing_rules else {})}
+    deal.updated_at = now
+    if outcome.to_state in process.final_states:
+        deal.closed_at = now
+
+    for number, status in outcome.status_changes:
+        s.execute(
+            update(m.QuoteVersion)
+            .where(m.QuoteVersion.deal_id == deal.id, m.QuoteVersion.number == number,
+                   m.QuoteVersion.status == "pending")
+            .values(status=status)
+        )  # fmt: skip
+    if outcome.quote is not None:
+        v = outcome.quote
+        s.add(
+            m.QuoteVersion(
+                deal_id=deal.id,
+                number=v.number,
+                created_by_id=_party_id(deal, v.created_by_role),
+                created_by_role=v.created_by_role,
+                unit_price=v.terms.unit_price,
+                quantity=v.terms.quantity,
+                total_price=v.terms.total,
+                currency=v.terms.currency,
+                discount_percent=v.terms.discount_percent,
+                lead_time_days=v.terms.lead_time_days,
+                delivery_terms=v.terms.delivery_terms,
+                valid_until=v.terms.valid_until,
+                notes=v.terms.notes,
+                message=v.message,
+                change_reason=v.change_reason,
+                price_change_pct=v.price_change_pct,
+                lead_time_change_days=v.lead_time_change_days,
+                is_proposal=v.is_proposal,
+                status=v.status,
+                created_at=v.created_at,
+            )
+        )
+
+    handoff = _handoff(uow, deal, process, outcome)
+
+    feed = audit.next_feed_seq(s)
+    for i, draft in enumerate(outcome.events):
+        payload = dict(draft.payload)
+        if draft.type == "ORDER_CREATED" and "order" in handoff:
+            payload["order_ref"] = handoff["order"].ref
+            payload["fees"] = handoff["order"].fees
+        ev_actor = None if draft.actor_type == "system" and i > 0 else actor_id
+        e = audit.append(
+            s,
+            deal,
+            type=draft.type,
+            actor_id=ev_actor,
+            actor_type=draft.actor_type,
+            from_state=draft.from_state
+            if draft.from_state is not None or i == 0
+            else outcome.to_state,
+            to_state=draft.to_state if draft.to_state is not None else outcome.to_state,
+            payload=payload,
+            now=now,
+            ip=uow.ip if i == 0 else None,
+            user_agent=uow.user_agent if i == 0 else None,
+            feed_seq=feed + i,
+        )
+        uow.outbox.append(OutboxItem("event", deal.id, audit.event_json(e)))
+
+    s.execute(
+        update(m.Timer)
+        .where(m.Timer.deal_id == deal.id, m.Timer.status == "pending")
+        .values(status="cancelled", done_at=now)
+    )
+    for t in outcome.timers:
+        s.add(m.Timer(deal_id=deal.id, kind=t.kind, name=t.name, due_at=t.due_at, state=t.state,
+                      rule=t.rule, event=t.event, status="pending", created_at=now))  # fmt: skip
+    for n in outcome.notifications:
+        uow.outbox.append(
+            OutboxItem("notification", deal.id, {"name": n.name, "to": list(n.to), "template": n.template,
+                                                  "deal_ref": deal.ref, "transition": outcome.transition})
+        )  # fmt: skip
+    s.flush()
+
+
+def _party_id(deal: m.Deal, role: str) -> str | None:
+    return {"buyer": deal.buyer_id, "seller": deal.seller_id}.get(role)
+
+
+def _handoff(uow: UnitOfWork, deal: m.Deal, process: Process, outcome: Outcome) -> dict[str, Any]:
+    """Order, escrow and shipment rows for the engine's handoff effects."""
+    s = uow.session
+    made: dict[str, Any] = {}
+    for effect in outcome.effects:
+        if effect.name == "create-order":
+            total = Decimal(effect.params["total"])
+            currency = effect.params["currency"]
+            entries = fees.schedule(uow.config.fees, process=process.name,
+                                    category=deal.listing_snapshot.get("category"))  # fmt: skip
+            order = m.Order(
+                deal_id=deal.id,
+                ref=next_ref(s, "ORD", uow.now),
+                quote_version=effect.params["version"],
+                total=total,
+                currency=currency,
+                fees=fees.apply(entries, total, currency),
+                status="open",
+                created_at=uow.now,
+            )
+            s.add(order)
+            s.flush()
+            made["order"] = order
+        elif effect.name == "open-escrow":
+            order = made["order"]
+            escrow = m.Escrow(deal_id=deal.id, order_id=order.id,
+                              status="waived" if effect.params.get("waived") else "open",
+                              amount=order.total, currency=order.currency, created_at=uow.now)  # fmt: skip
+            s.add(escrow)
+            made["escrow"] = escrow
+        elif effect.name == "create-shipment":
+            order = made["order"]
+            shipment = m.Shipment(deal_id=deal.id, order_id=order.id, status="awaiting_pickup",
+                                  created_at=uow.now)  # fmt: skip
+            s.add(shipment)
+            made["shipment"] = shipment
+    return made
+
+
+# --- messages -----------------------------------------------------------------------------
+
+MAX_MESSAGE = 5000
+
+
+def post_message(uow: UnitOfWork, user: m.User, *, deal_id: str, body: str) -> m.Message:
+    """A message never changes state nor counts as a transition, but it is on the record."""
+    text_ = body.strip()
+    if not text_:
+        raise InvalidRequest("A message needs some text.", field="body", rule="MESSAGE")
+    if len(text_) > MAX_MESSAGE:
+        raise InvalidRequest(
+            f"A message is at most {MAX_MESSAGE} characters.", field="body", rule="MESSAGE"
+        )
+    deal, role = get_deal(uow.session, deal_id, user, lock=True)
+    msg = m.Message(deal_id=deal.id, author_id=user.id, body=text_, created_at=uow.now)
+    uow.session.add(msg)
+    uow.session.flush()
+    e = audit.append(
+        uow.session, deal, type="MESSAGE_POSTED", actor_id=user.id, actor_type=role,
+        from_state=deal.state, to_state=deal.state,
+        payload={"message_id": msg.id, "body": text_},
+        now=uow.now, ip=uow.ip, user_agent=uow.user_agent,
+        feed_seq=audit.next_feed_seq(uow.session),
+    )  # fmt: skip
+    deal.updated_at = uow.now
+    uow.outbox.append(OutboxItem("event", deal.id, audit.event_json(e)))
+    return msg
+
+
+def offer_counts(session: Session, listing_ids: list[str]) -> dict[str, int]:
+    """Open deals per listing (a listing shows its offer count)."""
+    if not listing_ids:
+        return {}
+    rows = session.execute(
+        select(m.Deal.listing_id, func.count())
+        .where(m.Deal.listing_id.in_(listing_ids), m.Deal.closed_at.is_(None))
+        .group_by(m.Deal.listing_id)
+    )
+    return {lid: int(n) for lid, n in rows}

@@ -4,25 +4,18 @@ and idempotent replays."""
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import Response
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from dealroom.config import Config
 from dealroom.db.models import IdempotencyKey, User
 from dealroom.db.session import Database
 from dealroom.domain.errors import InvalidRequest, NotAuthenticated, NotAuthorized
-from dealroom.outbox import OutboxItem
 from dealroom.security import read_token, signing_key
+from dealroom.services.uow import UnitOfWork
 
 
 class Replay(Exception):
@@ -31,38 +24,6 @@ class Replay(Exception):
     def __init__(self, status_code: int, body: str) -> None:
         self.status_code = status_code
         self.body = body
-
-
-@dataclass
-class UnitOfWork:
-    session: Session
-    now: datetime
-    config: Config
-    ip: str | None = None
-    user_agent: str | None = None
-    outbox: list[OutboxItem] = field(default_factory=list)
-    idempotency: tuple[str, str, str, str] | None = None  # user, key, method+path, hash
-
-    def remember(self, payload: Any, status_code: int = 200) -> Response:
-        """Answer with `payload`; store it under the request's Idempotency-Key, if any,
-        in the same transaction as the writes it answers for."""
-        body = json.dumps(jsonable_encoder(payload), separators=(",", ":"))
-        if self.idempotency is not None:
-            user_id, key, where, digest = self.idempotency
-            method, _, path = where.partition(" ")
-            self.session.add(
-                IdempotencyKey(
-                    user_id=user_id,
-                    key=key,
-                    method=method,
-                    path=path,
-                    request_hash=digest,
-                    status_code=status_code,
-                    response_body=body,
-                    created_at=self.now,
-                )
-            )
-        return Response(content=body, status_code=status_code, media_type="application/json")
 
 
 def get_uow(request: Request) -> Iterator[UnitOfWork]:

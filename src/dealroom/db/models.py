@@ -244,6 +244,22 @@ class Timer(Base):
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class Notification(Base):
+    """A bell item for one user; email delivery (immediate or digest) follows from it."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user", "user_id", "read_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    deal_id: Mapped[str | None] = mapped_column(ForeignKey("deals.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    template: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (UniqueConstraint("deal_id", name="uq_orders_deal_id"),)

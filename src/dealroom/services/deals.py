@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from dealroom.api.deps import UnitOfWork
 from dealroom.db import models as m
 from dealroom.domain import engine
 from dealroom.domain.engine import Actor, DealState, Outcome, Payload
@@ -33,9 +32,10 @@ from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion, Terms, at_least_cents
 from dealroom.domain.settings import Settings, SettingsError
 from dealroom.outbox import OutboxItem
-from dealroom.services import audit, fees
+from dealroom.services import audit, fees, notifications
 from dealroom.services.processes import get_process
 from dealroom.services.refs import next_ref
+from dealroom.services.uow import UnitOfWork
 
 STAFF_ROLES = frozenset({"operator", "admin"})
 
@@ -407,11 +407,9 @@ def _acts_as_operator(
     return role not in roles and "operator" in roles
 
 
-def fire_system(uow: UnitOfWork, *, deal_id: str, name: str, timer_rule: str | None) -> DealResult:
-    """A timer's transition, fired by the system through the same path as a user's."""
-    deal = uow.session.execute(
-        select(m.Deal).where(m.Deal.id == deal_id).with_for_update()
-    ).scalar_one()
+def fire_system(uow: UnitOfWork, *, deal: m.Deal, name: str, timer_rule: str | None) -> DealResult:
+    """A timer's transition, fired by the system through the same path as a user's.
+    The caller (the worker) holds the deal's row lock."""
     process = get_process(uow.session, deal.process_name, deal.process_version)
     state = engine_state(uow, deal, process)
     outcome = engine.fire(
@@ -513,10 +511,9 @@ def persist(
         s.add(m.Timer(deal_id=deal.id, kind=t.kind, name=t.name, due_at=t.due_at, state=t.state,
                       rule=t.rule, event=t.event, status="pending", created_at=now))  # fmt: skip
     for n in outcome.notifications:
-        uow.outbox.append(
-            OutboxItem("notification", deal.id, {"name": n.name, "to": list(n.to), "template": n.template,
-                                                  "deal_ref": deal.ref, "transition": outcome.transition})
-        )  # fmt: skip
+        notifications.record(
+            uow, deal, n.name, n.template, n.to, {"transition": outcome.transition}
+        )
     s.flush()
 
 

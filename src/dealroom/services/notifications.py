@@ -1,0 +1,63 @@
+"""Bell items: recorded in the transaction of the move that caused them.
+
+The notifications issue sends them on (email, digests, the live bell); here they are
+stored per user and handed to the outbox, so nothing is announced before it is committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dealroom.db import models as m
+from dealroom.outbox import OutboxItem
+from dealroom.services.uow import UnitOfWork
+
+
+def _recipients(deal: m.Deal, roles: tuple[str, ...] | list[str]) -> list[str]:
+    ids = {"buyer": deal.buyer_id, "seller": deal.seller_id}
+    return list(dict.fromkeys(ids[r] for r in roles if r in ids))
+
+
+def record(
+    uow: UnitOfWork,
+    deal: m.Deal,
+    name: str,
+    template: str,
+    roles: tuple[str, ...] | list[str],
+    payload: dict[str, Any],
+) -> list[m.Notification]:
+    items = []
+    for user_id in _recipients(deal, roles):
+        n = m.Notification(
+            user_id=user_id,
+            deal_id=deal.id,
+            name=name,
+            template=template,
+            payload={"deal_ref": deal.ref, "state": deal.state, **payload},
+            created_at=uow.now,
+        )
+        uow.session.add(n)
+        items.append(n)
+        uow.outbox.append(
+            OutboxItem("notification", deal.id, {"user_id": user_id, "name": name, **n.payload})
+        )
+    return items
+
+
+def record_reminder(uow: UnitOfWork, deal: m.Deal, timer: m.Timer) -> list[m.Notification]:
+    """A reminder timer came due (quote expiring, accept-order reminder …)."""
+    from dealroom.services.processes import get_process
+
+    process = get_process(uow.session, deal.process_name, deal.process_version)
+    spec = next((n for n in process.notifications if n.name == timer.name), None)
+    if spec is None:
+        return []
+    roles = [r for r in spec.to if r != "other-party"] or ["buyer", "seller"]
+    return record(
+        uow,
+        deal,
+        spec.name,
+        spec.template,
+        roles,
+        {"reminder": True, "due_at": timer.due_at.isoformat()},
+    )

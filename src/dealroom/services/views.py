@@ -1,0 +1,175 @@
+"""How a deal reads to one viewer: the shape of `DealRead` (API.md), shared by the API and
+the web deal room."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dealroom.db import models as m
+from dealroom.domain import engine
+from dealroom.domain.engine import DealState
+from dealroom.domain.model import Process
+from dealroom.domain.quotes import QuoteVersion
+from dealroom.services import fees
+from dealroom.services.audit import iso
+
+
+def party(user: m.User | None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {"id": user.id, "name": user.name, "organization": user.organization}
+
+
+def quote_json(v: QuoteVersion | None) -> dict[str, Any] | None:
+    return None if v is None else v.to_json()
+
+
+def pending_timers(session: Session, deal_id: str) -> list[m.Timer]:
+    stmt = (
+        select(m.Timer)
+        .where(m.Timer.deal_id == deal_id, m.Timer.status == "pending")
+        .order_by(m.Timer.due_at)
+    )
+    return list(session.scalars(stmt))
+
+
+def deadlines(state: DealState, timers: list[m.Timer]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    moves = [t for t in timers if t.kind == "transition"]
+    if moves:
+        first = moves[0]
+        out["respond_by"] = iso(first.due_at)
+        out["respond_by_rule"] = first.rule
+        out["expires_with"] = first.event
+    pending = state.pending
+    if pending is not None and pending.terms.valid_until is not None:
+        out["quote_valid_until"] = iso(pending.terms.valid_until)
+    return out
+
+
+def next_step(
+    process: Process,
+    state: DealState,
+    handoff: dict[str, Any] | None,
+    timers: list[m.Timer],
+) -> dict[str, Any] | None:
+    """The real next thing to do, who does it, and by when."""
+    due = next((iso(t.due_at) for t in timers if t.kind == "transition"), None)
+    if state.state in process.final_states or state.state is None:
+        if handoff is None:
+            return None
+        escrow = handoff.get("escrow")
+        if escrow and escrow["status"] == "open":
+            return {"action": "fund-escrow", "actor": "buyer", "due_at": None}
+        shipment = handoff.get("shipment")
+        if shipment and shipment["status"] == "awaiting_pickup":
+            return {"action": "ship", "actor": "seller", "due_at": None}
+        return {"action": "fulfil-order", "actor": "seller", "due_at": None}
+    pending = state.pending
+    if pending is not None and pending.created_by_role in ("buyer", "seller"):
+        other = "seller" if pending.created_by_role == "buyer" else "buyer"
+        if engine.available_transitions(process, state, other):
+            return {"action": "respond", "actor": other, "due_at": due}
+    for role in ("buyer", "seller", "operator"):
+        names = engine.available_transitions(process, state, role)
+        if names:
+            return {"action": names[0], "actor": role, "due_at": due}
+    return {"action": "wait", "actor": "system", "due_at": due}
+
+
+def handoff_json(session: Session, deal_id: str) -> dict[str, Any] | None:
+    order = session.execute(select(m.Order).where(m.Order.deal_id == deal_id)).scalar_one_or_none()
+    if order is None:
+        return None
+    escrow = session.execute(
+        select(m.Escrow).where(m.Escrow.deal_id == deal_id)
+    ).scalar_one_or_none()
+    shipment = session.execute(
+        select(m.Shipment).where(m.Shipment.deal_id == deal_id)
+    ).scalar_one_or_none()
+    return {
+        "order_ref": order.ref,
+        "total": str(order.total.quantize(_cents(order.currency))),
+        "currency": order.currency,
+        "quote_version": order.quote_version,
+        "fees": order.fees,
+        "escrow": None
+        if escrow is None
+        else {
+            "id": escrow.id,
+            "status": escrow.status,
+            "amount": str(order.total.quantize(_cents(order.currency))),
+        },
+        "shipment": None if shipment is None else {"id": shipment.id, "status": shipment.status},
+    }
+
+
+def _cents(currency: str) -> Any:
+    from decimal import Decimal
+
+    from dealroom.domain.quotes import minor_unit
+
+    return Decimal(1).scaleb(-minor_unit(currency))
+
+
+def fee_preview(
+    fee_config: dict[str, Any], process: Process, deal: m.Deal, state: DealState
+) -> list[dict[str, Any]]:
+    terms = state.current.terms if state.current else None
+    entries = fees.schedule(
+        fee_config, process=process.name, category=deal.listing_snapshot.get("category")
+    )
+    return fees.apply(entries, terms.total if terms else None, deal.listing_snapshot["currency"])
+
+
+def deal_json(
+    session: Session,
+    deal: m.Deal,
+    state: DealState,
+    process: Process,
+    viewer_role: str,
+    *,
+    fee_config: dict[str, Any],
+    users: dict[str, m.User] | None = None,
+    version: int | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    users = users or {}
+    buyer = users.get(deal.buyer_id) or session.get(m.User, deal.buyer_id)
+    seller = users.get(deal.seller_id) or session.get(m.User, deal.seller_id)
+    timers = pending_timers(session, deal.id) if deal.ref != "(dry run)" else []
+    handoff = handoff_json(session, deal.id)
+    available = engine.available_transitions(process, state, viewer_role)
+    live = session.get(m.Listing, deal.listing_id)
+    changed = live is not None and iso(live.updated_at) != deal.listing_snapshot.get("updated_at")
+    return {
+        "id": deal.id,
+        "ref": deal.ref,
+        "process": {"name": process.name, "version": process.version},
+        "state": state.state,
+        "version": version if version is not None else deal.version,
+        "listing_id": deal.listing_id,
+        "listing_snapshot": deal.listing_snapshot,
+        "listing_changed": changed,
+        "buyer": party(buyer),
+        "seller": party(seller),
+        "viewer_role": viewer_role,
+        "current_quote": quote_json(state.current),
+        "accepted_quote": quote_json(state.accepted),
+        "round": state.round,
+        "transition_count": state.transition_count,
+        "transitions_left": state.settings.transition_quota - state.transition_count,
+        "available_transitions": available,
+        "deadlines": deadlines(state, timers),
+        "next_step": next_step(process, state, handoff, timers),
+        "fees": fee_preview(fee_config, process, deal, state),
+        "handoff": handoff,
+        "data": dict(state.data),
+        "created_at": iso(deal.created_at),
+        "updated_at": iso(deal.updated_at),
+        "closed_at": iso(deal.closed_at) if deal.closed_at else None,
+    }

@@ -1,0 +1,48 @@
+"""HTTP tests: the real app on a real database (SQLite, or PostgreSQL in CI)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dbsupport import empty_tables, fresh_database
+from dealroom.app import create_app
+from dealroom.clock import TestClock
+from dealroom.config import Config
+from dealroom.db.session import Database
+
+T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    db = fresh_database(Path(tmp_path_factory.mktemp("db")))
+    yield db
+    db.engine.dispose()
+
+
+@pytest.fixture
+def db(database: Database) -> Iterator[Database]:
+    empty_tables(database)
+    yield database
+
+
+@pytest.fixture
+def clock() -> TestClock:
+    return TestClock(T0)
+
+
+@pytest.fixture
+def app(db: Database, clock: TestClock):  # type: ignore[no-untyped-def]
+    config = Config(database_url=str(db.engine.url), secret_key="test-secret")
+    return create_app(config, database=db, clock=clock)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c

@@ -1,0 +1,54 @@
+"""Test databases: SQLite by default, PostgreSQL when DEALROOM_TEST_DATABASE_URL is set.
+
+Each pytest-xdist worker gets its own database (PostgreSQL) or file (SQLite), migrated
+once with Alembic; tests start from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from dealroom.config import normalize_url
+from dealroom.db.migrate import upgrade
+from dealroom.db.models import Base
+from dealroom.db.session import Database, make_engine
+
+PG_URL = os.environ.get("DEALROOM_TEST_DATABASE_URL")
+
+
+def worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def database_url(tmp_dir: Path) -> str:
+    if not PG_URL:
+        return f"sqlite:///{tmp_dir / f'dealroom-{worker()}.db'}"
+    base = make_url(normalize_url(PG_URL))
+    name = f"dealroom_test_{worker()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def fresh_database(tmp_dir: Path) -> Database:
+    url = database_url(tmp_dir)
+    engine = make_engine(url, pool_size=24)
+    upgrade(engine)
+    return Database(engine)
+
+
+def empty_tables(db: Database) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.is_sqlite:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+        else:
+            conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))

@@ -1,0 +1,73 @@
+"""Plain factory functions for HTTP tests: users with tokens, auth headers, listings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from dealroom.db.models import User
+from dealroom.db.session import Database
+from dealroom.security import hash_password, issue_token
+
+PASSWORD = "correct horse battery"
+_HASH = hash_password(PASSWORD)  # argon2 is slow on purpose; hash once for all test users
+
+
+@dataclass
+class Person:
+    id: str
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def add_user(
+    db: Database,
+    now: datetime,
+    email: str,
+    *,
+    name: str | None = None,
+    organization: str | None = None,
+    roles: tuple[str, ...] = (),
+    kyc_verified: bool = True,
+    plan: str = "paid",
+    age_days: int = 365,
+    secret: str = "test-secret",
+) -> Person:
+    with db.transaction() as s:
+        user = User(
+            email=email.lower(),
+            name=name or email.split("@")[0].title(),
+            organization=organization,
+            password_hash=_HASH,
+            roles=list(roles),
+            kyc_verified=kyc_verified,
+            plan=plan,
+            timezone="UTC",
+            created_at=now - timedelta(days=age_days),
+        )
+        s.add(user)
+        s.flush()
+        uid = user.id
+    token, _ = issue_token(secret, uid, now=now, ttl_seconds=12 * 3600)
+    return Person(uid, email.lower(), token)
+
+
+def make_listing(client: TestClient, owner: Person, **fields: Any) -> dict[str, Any]:
+    body = {
+        "title": "Dell Latitude 7420 laptops, grade A",
+        "currency": "SAR",
+        "unit_price": "50.00",
+        "quantity": 1000,
+        "category": "laptops",
+        **fields,
+    }
+    r = client.post("/v1/listings", json=body, headers=owner.headers)
+    assert r.status_code == 201, r.text
+    return dict(r.json())

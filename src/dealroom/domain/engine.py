@@ -36,6 +36,15 @@ _ENDING_STATUS = {
     "withdraw-quote": "withdrawn",
     "expire-quote": "expired",
 }
+#: Sharetribe booking actions whose `booking` data the time expressions read later.
+BOOKING_WRITES = frozenset(
+    {
+        "booking:create-pending-booking",
+        "booking:create-proposed-booking",
+        "booking:create-booking",
+        "booking:update-booking",
+    }
+)
 VERSION_ACTIONS = frozenset({"propose", "counter", "revise", "set-line-items"})
 #: Moves that answer the pending quote; refused once it has lapsed (NEG-V05).
 ANSWERING_ACTIONS = frozenset({"counter", "accept-quote"})
@@ -346,7 +355,12 @@ class _Clock:
         if name == "quote-created":
             return d.pending.created_at if d.pending else None
         if name.startswith("booking-"):
-            return _as_time(d.data.get("booking", {}).get(name.removeprefix("booking-")))
+            booking = d.data.get("booking")
+            if not isinstance(booking, Mapping):
+                return None
+            key = name.removeprefix("booking-")  # start, end, display-start, display-end
+            camel = key.replace("-s", "S").replace("-e", "E")  # Sharetribe's displayStart
+            return _as_time(booking.get(key, booking.get(camel)))
         if name == "data":
             return _as_time(d.data.get(arg or ""))
         return None
@@ -573,9 +587,29 @@ def _apply(
     elif action == "accept-update":
         pass  # the pending update simply becomes the offer on the table
     elif action == "restore-previous":
+        # Withdrawing a counter puts the other party's earlier offer back on the table.
         target = deal.pending
         if target is not None:
-            work.set_status(target.number, "withdrawn")
+            own = target.created_by_role == actor.role
+            work.set_status(target.number, "withdrawn" if own else "rejected")
+            earlier = next(
+                (v for v in reversed(work.versions) if v.created_by_role != target.created_by_role),
+                None,
+            )
+            if earlier is not None:
+                restored = replace(
+                    earlier,
+                    number=len(work.versions) + 1,
+                    created_at=now,
+                    status="pending",
+                    change_reason="terms_change",
+                    message=payload.message,
+                    price_change_pct=None,
+                    lead_time_change_days=None,
+                    is_proposal=False,
+                )
+                work.versions.append(restored)
+                work.new_version = restored
     elif action == "create-order":
         accepted = next((v for v in work.versions if v.status == "accepted"), None) or deal.current
         if accepted is None:
@@ -625,6 +659,14 @@ def _apply(
             k: {**v, "published": True} for k, v in work.data.get("reviews", {}).items()
         }
     else:  # a namespaced effect for an adapter: payment:…, booking:…, stock:…, effect:…
+        if action in BOOKING_WRITES:
+            booking = payload.data.get("booking")
+            if booking is not None:
+                if not isinstance(booking, Mapping):
+                    raise rules.field_error(
+                        "booking", "BOOKING", "booking must be an object with start and end."
+                    )
+                work.data["booking"] = {**work.data.get("booking", {}), **booking}
         work.effects.append(Effect(action, dict(payload.data)))
 
 

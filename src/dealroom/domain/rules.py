@@ -208,7 +208,7 @@ def build_terms(
             problems.append(
                 FieldProblem("valid_until", "TERMS", "valid_until must be in the future.")
             )
-    elif role == "seller" or deal.settings.counter_rules:
+    elif deal.settings.counter_rules:
         # NEG-T03: a quote stays valid for the process's validity period unless it says.
         valid_until = deal.settings.quote_validity.add_to(now)
     else:

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="dealroom: a negotiation engine and deal room for B2B marketplaces.")
+from dealroom import cli_process, cli_worker
+
+app = typer.Typer(
+    help="dealroom: a negotiation engine and deal room for B2B marketplaces.",
+    no_args_is_help=True,
+)
+app.add_typer(cli_process.app, name="process")
+cli_worker.register(app)
 
 
 @app.callback()
 def _root() -> None:
     """dealroom command line."""
+
+
+@app.command()
+def demo() -> None:
+    """Walk the rfq reference example (RFQ-2026-0042) through the engine and print it."""
+    from dealroom.demo_engine import run
+
+    run()
 
 
 def main() -> None:

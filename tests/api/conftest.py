@@ -14,6 +14,7 @@ from dealroom.app import create_app
 from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db.session import Database
+from people import TEST_SECRET
 
 T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
 
@@ -38,7 +39,7 @@ def clock() -> TestClock:
 
 @pytest.fixture
 def app(db: Database, clock: TestClock):  # type: ignore[no-untyped-def]
-    config = Config(database_url=str(db.engine.url), secret_key="test-secret")
+    config = Config(database_url=str(db.engine.url), secret_key=TEST_SECRET)
     return create_app(config, database=db, clock=clock)
 
 

@@ -13,6 +13,8 @@ from dealroom.db.session import Database
 from dealroom.security import hash_password, issue_token
 
 PASSWORD = "correct horse battery"
+#: HS256 wants a key of at least 32 bytes.
+TEST_SECRET = "dealroom-test-signing-key-32-bytes-or-more"
 _HASH = hash_password(PASSWORD)  # argon2 is slow on purpose; hash once for all test users
 
 
@@ -38,7 +40,7 @@ def add_user(
     kyc_verified: bool = True,
     plan: str = "paid",
     age_days: int = 365,
-    secret: str = "test-secret",
+    secret: str = TEST_SECRET,
 ) -> Person:
     with db.transaction() as s:
         user = User(

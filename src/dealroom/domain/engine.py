@@ -306,6 +306,8 @@ def available_transitions(process: Process, deal: DealState, role: str) -> list[
     for t in process.outgoing.get(deal.state, ()) if deal.state else process.initial_transitions:
         if t.actors == {"system"} or role not in permitted_roles(process, deal, t):
             continue
+        if t.sale_modes and deal.listing.sale_mode not in t.sale_modes:
+            continue
         dst = t.destination(role)
         left = deal.settings.transition_quota - deal.transition_count
         if left < 1 or (
@@ -429,6 +431,11 @@ class _Work:
     extra_events: list[EventDraft] = field(default_factory=list)
     effects: list[Effect] = field(default_factory=list)
 
+    @property
+    def pending(self) -> QuoteVersion | None:
+        """The pending version as this move has left it so far."""
+        return next((v for v in reversed(self.versions) if v.status == "pending"), None)
+
     def set_status(self, number: int, status: str) -> None:
         i = number - 1
         self.versions[i] = self.versions[i].with_status(status)
@@ -527,7 +534,12 @@ def fire(
     event_type = t.event_type(role)
     if role == "system" and payload.timer_rule:
         event_type = next(
-            (r.event for r in t.timers if r.rule == payload.timer_rule and r.event), event_type
+            (
+                r.event
+                for r in t.timers
+                if r.rule == payload.timer_rule and r.state == deal.state and r.event
+            ),
+            event_type,
         )
     events = [EventDraft(event_type, role, deal.state, dst, event_payload), *work.extra_events]
 
@@ -576,12 +588,12 @@ def _apply(
             raise AlreadyAccepted(
                 f"Version {deal.accepted.number} is already accepted.", rule="NEG-V06"
             )
-        target = deal.pending
+        target = work.pending
         if target is None:
             raise InvalidTransition("There is no pending quote to accept.", rule="STATE")
         work.set_status(target.number, "accepted")
     elif action in ("reject-quote", "withdraw-quote", "expire-quote"):
-        target = deal.pending
+        target = work.pending
         if target is not None:
             work.set_status(target.number, _ENDING_STATUS[action])
     elif action == "accept-update":
@@ -685,6 +697,21 @@ def _new_version(
     if settings.counter_rules:
         rules.check_limits(deal, settings, counting=is_proposal)
     base = pending.terms if pending else (deal.current.terms if deal.current else None)
+    if t.listing_price:
+        asked = (payload.terms or {}).get("unit_price")
+        if asked is not None and str(asked).strip() not in (
+            str(deal.listing.unit_price),
+            f"{deal.listing.unit_price:f}",
+        ):
+            raise rules.field_error(
+                "unit_price",
+                "BUY-NOW",
+                f"'{t.name}' is at the listing's price, {deal.listing.unit_price} "
+                f"{deal.listing.currency}; make an offer to propose another.",
+            )
+        payload = replace(
+            payload, terms={**(payload.terms or {}), "unit_price": str(deal.listing.unit_price)}
+        )
     terms = rules.build_terms(deal, payload, base=base, now=now, role=role)
     if settings.counter_rules:
         rules.check_counter_rules(action, deal, terms, payload, base)

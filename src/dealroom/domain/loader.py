@@ -98,6 +98,13 @@ def from_mapping(raw: Mapping[str, Any], *, source: str = "<data>", text: str = 
     if not isinstance(head, Mapping):
         c.add("process", "missing [process] table with name and version")
         head = {}
+    for key in head:
+        if key not in ("name", "version", "title", "description"):
+            c.add(
+                f"process.{key}",
+                "unknown key (allowed: name, version, title, description)",
+                c.line_of_key("process", key),
+            )
     name = head.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
         c.add(
@@ -216,7 +223,7 @@ def _transition(c: _Collector, i: int, rt: Any, states: Mapping[str, str]) -> Tr
         return None
     allowed = {
         "name", "from", "to", "actor", "actions", "event", "timers", "privileged",
-        "actor_rule", "title", "sale_modes", "proposer",
+        "actor_rule", "title", "sale_modes", "proposer", "listing_price",
     }  # fmt: skip
     for key in rt:
         if key not in allowed:
@@ -263,6 +270,13 @@ def _transition(c: _Collector, i: int, rt: Any, states: Mapping[str, str]) -> Tr
         if not isinstance(rtm, Mapping):
             c.add(tw, "must be a table", line)
             continue
+        for key in rtm:
+            if key not in ("state", "at", "rule", "event", "pending_by", "after"):
+                c.add(
+                    f"{tw}.{key}",
+                    "unknown key (allowed: state, at, rule, event, pending_by, after)",
+                    line,
+                )
         state = rtm.get("state")
         if state is None and len(src) == 1:
             state = src[0]
@@ -346,6 +360,7 @@ def _transition(c: _Collector, i: int, rt: Any, states: Mapping[str, str]) -> Tr
         title=rt.get("title"),
         sale_modes=frozenset(sale_modes),
         proposer=proposer,
+        listing_price=bool(rt.get("listing_price", False)),
     )
 
 
@@ -358,6 +373,10 @@ def _notification(
         c.add(where, "needs a name", line)
         return None
     where += f" ({rn['name']})"
+    allowed = ("name", "on", "state", "to", "template", "at", "before", "by")
+    for key in rn:
+        if key not in allowed:
+            c.add(f"{where}.{key}", f"unknown key (allowed: {', '.join(allowed)})", line)
     on = _names(rn.get("on", [])) or []
     for t in on:
         if t not in transitions:
@@ -365,8 +384,12 @@ def _notification(
     state = rn.get("state")
     if state is not None and state not in states:
         c.add(f"{where}.state", f"unknown state '{state}'", line)
-    if not on and state is None and rn.get("before") is None:
-        c.add(where, "needs `on` (transitions), `state` or `before`", line)
+    if not on and rn.get("before") is None:
+        c.add(
+            where,
+            "needs `on` (the transitions that send it) or `before` (a timer it warns of)",
+            line,
+        )
     to = _names(rn.get("to", [])) or []
     if not to or any(r not in RECIPIENTS for r in to):
         c.add(f"{where}.to", "must name buyer, seller, operator or other-party", line)

@@ -44,7 +44,6 @@ ACTIONS = frozenset(
         "post-review-by-buyer",
         "post-review-by-seller",
         "publish-reviews",
-        "validate-offer",  # the offer reference's validation, anti-spam and fraud rules
     }
 )
 EFFECT_NAMESPACES = ("payment:", "booking:", "stock:", "effect:")
@@ -89,6 +88,8 @@ class Transition:
     sale_modes: frozenset[str] = frozenset()
     #: Whose terms a move by the system or an operator carries (an auction's winning bid).
     proposer: str | None = None
+    #: The price is the listing's (buy-now): a move may choose the quantity, not the price.
+    listing_price: bool = False
 
     @property
     def initial(self) -> bool:

@@ -89,6 +89,11 @@ class Settings:
         result = base
         for layer in layers:
             if layer:
+                if "max_counter_response_window" in layer:
+                    # NEG-T05 caps what sellers and listings may set; only the process sets it.
+                    raise SettingsError(
+                        ["max_counter_response_window: set by the process only (NEG-T05)"]
+                    )
                 result = cls.from_mapping(layer, base=result)
         return result
 

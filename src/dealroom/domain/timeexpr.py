@@ -212,7 +212,9 @@ def _tokenize(text: str) -> list[tuple[str, int]]:
             break
         m = _TOKEN_RE.match(text, pos)
         if not m:
-            raise TimeExprError(f"unexpected '{text[pos:].strip()[:12]}' at column {pos + 1}")
+            rest = text[pos:]
+            column = pos + len(rest) - len(rest.lstrip()) + 1
+            raise TimeExprError(f"unexpected '{rest.strip()[:12]}' at column {column}")
         word = m.group("word")
         if word is not None:
             # A hyphenated name swallows a following '-' only when a name character follows,

@@ -1,0 +1,449 @@
+"""`dealroom process …` and `dealroom demo`, run through Typer's test runner."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import factories
+from dealroom.cli import app
+from dealroom.cli_process import (
+    SETTING_RULES,
+    UnknownProcessError,
+    import_process,
+    resolve_process,
+)
+from dealroom.demo_engine import walk
+from dealroom.domain.engine import Payload, fire
+from dealroom.domain.errors import ProcessError
+from dealroom.domain.loader import load_text
+from dealroom.domain.model import ACTIONS
+from dealroom.domain.settings import Settings
+from dealroom.domain.timeexpr import ARG_TIMEPOINTS, SIMPLE_TIMEPOINTS
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "processes.md"
+EDN_FIXTURES = ROOT / "tests" / "fixtures" / "sharetribe"
+RFQ_TOML = ROOT / "src" / "dealroom" / "processes" / "rfq.toml"
+
+# Wide enough that Rich never folds a name the assertions look for.
+runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+
+SMALL_EDN = """
+{:format :v3
+ :transitions
+ [{:name :transition/request, :to :state/requested, :actor :actor.role/customer, :actions []}
+  {:name :transition/accept, :from :state/requested, :to :state/accepted,
+   :actor :actor.role/provider, :actions [{:name :action/stripe-capture-payment-intent}]}
+  {:name :transition/expire, :from :state/requested, :to :state/expired,
+   :at {:fn/plus [{:fn/timepoint [:time/first-entered-state :state/requested]}
+                  {:fn/period ["P3D"]}]}
+   :actions []}]
+ :notifications
+ [{:name :notification/new-request, :on :transition/request,
+   :to :actor.role/provider, :template :new-request}]}
+"""
+
+BROKEN_TOML = """
+[process]
+name = "broken"
+
+[states]
+open = "Open"
+done = "Done"
+limbo = "Nobody gets here"
+
+[[transitions]]
+name = "start"
+to = "open"
+actor = "buyer"
+actions = ["no-such-action"]
+
+[[transitions]]
+name = "finish"
+from = "open"
+to = "done"
+actor = "wizard"
+"""
+
+
+@pytest.fixture
+def process_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "processes"
+    monkeypatch.setenv("DEALROOM_PROCESS_DIR", str(folder))
+    return folder
+
+
+def doc_example() -> str:
+    """The worked example: the ```toml block of docs/processes.md that starts with `# sample`."""
+    blocks = re.findall(r"```toml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    examples = [b for b in blocks if b.startswith("# sample.toml")]
+    assert len(examples) == 1, "docs/processes.md should hold one complete example"
+    return examples[0]
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- the documentation ---------------------------------------------------------------------
+
+
+def test_the_worked_example_in_the_docs_loads_and_runs_a_deal_to_an_order():
+    process = load_text(doc_example(), source="docs/processes.md")
+    assert process.name == "sample"
+    assert len(process.states) == 4
+    assert process.final_states == {"accepted", "declined", "expired"}
+
+    deal = factories.new_deal(process)
+    opened = fire(
+        process,
+        deal,
+        "make-offer",
+        factories.buyer(),
+        Payload(terms={"unit_price": "90.00", "quantity": 100}),
+        now=factories.T0,
+    )
+    assert {t.name for t in opened.timers} == {"expire", "offer-waiting", "offer-expiring"}
+    countered = fire(
+        process,
+        opened.deal,
+        "counter",
+        factories.seller(),
+        Payload(terms={"unit_price": "96.00"}, message="Meet me halfway"),
+        now=factories.T0,
+    )
+    accepted = fire(
+        process, countered.deal, "accept", factories.buyer(), Payload(), now=factories.T0
+    )
+    assert accepted.to_state == "accepted"
+    assert [e.type for e in accepted.events] == ["COUNTER_ACCEPTED", "ORDER_CREATED"]
+    assert accepted.effects[0].params["total"] == "9600.00"
+
+
+def test_the_docs_name_every_action_setting_and_timepoint():
+    text = DOC.read_text(encoding="utf-8")
+    missing = [a for a in sorted(ACTIONS) if f"`{a}`" not in text]
+    missing += [f.name for f in fields(Settings) if f"`{f.name}`" not in text]
+    missing += [t for t in sorted(SIMPLE_TIMEPOINTS | ARG_TIMEPOINTS) if f"`{t}" not in text]
+    assert not missing, f"docs/processes.md does not describe: {missing}"
+
+
+def test_every_setting_names_the_rule_it_implements():
+    assert set(SETTING_RULES) == {f.name for f in fields(Settings)}
+
+
+# --- resolving names -----------------------------------------------------------------------
+
+
+def test_resolve_finds_a_built_in_process(process_dir: Path):
+    assert resolve_process("rfq").name == "rfq"
+
+
+def test_resolve_finds_an_imported_process_after_the_built_ins(process_dir: Path, tmp_path: Path):
+    import_process(write(tmp_path, "sample.toml", doc_example()), "sample")
+    assert resolve_process("sample").source == str(process_dir / "sample.toml")
+
+
+def test_resolve_names_the_known_processes_for_an_unknown_one(process_dir: Path):
+    with pytest.raises(UnknownProcessError, match="Known processes: rfq, market, offer"):
+        resolve_process("nope")
+
+
+def test_an_imported_file_whose_name_disagrees_with_its_file_name_is_refused(
+    process_dir: Path,
+):
+    process_dir.mkdir(parents=True)
+    (process_dir / "other.toml").write_text(doc_example(), encoding="utf-8")
+    with pytest.raises(ProcessError, match="declares the name 'sample'"):
+        resolve_process("other")
+
+
+# --- process list --------------------------------------------------------------------------
+
+
+def test_list_shows_the_built_in_processes(process_dir: Path):
+    result = runner.invoke(app, ["process", "list"])
+    assert result.exit_code == 0, result.output
+    for name, title in [("rfq", "Request for quote"), ("market", "Market deal room")]:
+        assert re.search(rf"{name}\s+│\s+1\s+│\s+{title}", result.output)
+    assert "built-in" in result.output
+
+
+def test_import_stores_a_toml_file_and_list_shows_it(process_dir: Path, tmp_path: Path):
+    source = write(tmp_path, "my-sample.toml", doc_example())
+    result = runner.invoke(app, ["process", "import", str(source), "--name", "sample"])
+    assert result.exit_code == 0, result.output
+    assert "Imported sample v1" in result.output
+
+    stored = process_dir / "sample.toml"
+    assert stored.is_file()
+    assert "# A nudge one day after an offer" in stored.read_text(encoding="utf-8")  # as written
+
+    listing = runner.invoke(app, ["process", "list"])
+    assert listing.exit_code == 0
+    row = next(line for line in listing.output.splitlines() if "sample" in line)
+    assert "Sample offer" in row
+    assert "imported" in row
+
+
+def test_a_broken_imported_file_is_listed_as_such_and_show_names_its_problems(
+    process_dir: Path,
+):
+    process_dir.mkdir(parents=True)
+    (process_dir / "broken.toml").write_text(BROKEN_TOML, encoding="utf-8")
+    listing = runner.invoke(app, ["process", "list"])
+    assert listing.exit_code == 0
+    row = next(line for line in listing.output.splitlines() if "broken" in line)
+    assert "does not load" in row
+
+    shown = runner.invoke(app, ["process", "show", "broken"])
+    assert shown.exit_code == 1
+    assert "unknown actor 'wizard'" in shown.output
+
+
+def test_import_under_a_new_name_renames_the_process(process_dir: Path, tmp_path: Path):
+    source = write(tmp_path, "sample.toml", doc_example())
+    result = runner.invoke(app, ["process", "import", str(source), "--name", "quick-offer"])
+    assert result.exit_code == 0, result.output
+    assert resolve_process("quick-offer").name == "quick-offer"
+    shown = runner.invoke(app, ["process", "show", "quick-offer"])
+    assert shown.exit_code == 0
+    assert "quick-offer v1" in shown.output
+
+
+def test_import_converts_a_sharetribe_edn_to_toml(process_dir: Path, tmp_path: Path):
+    source = write(tmp_path, "process.edn", SMALL_EDN)
+    result = runner.invoke(app, ["process", "import", str(source), "--name", "tiny-booking"])
+    assert result.exit_code == 0, result.output
+
+    stored = process_dir / "tiny-booking.toml"
+    process = load_text(stored.read_text(encoding="utf-8"))
+    assert process.name == "tiny-booking"
+    assert process.transitions["accept"].actors == {"seller"}
+    assert process.transitions["accept"].actions == ("payment:stripe-capture-payment-intent",)
+    assert process.transitions["expire"].timers[0].at.text() == (
+        "first-entered-state(requested) + P3D"
+    )
+    graph = runner.invoke(app, ["process", "graph", "tiny-booking"])
+    assert "requested --> expired : ⏱ expire (system)" in graph.output
+
+
+def test_import_refuses_a_built_in_name(process_dir: Path, tmp_path: Path):
+    source = write(tmp_path, "sample.toml", doc_example())
+    result = runner.invoke(app, ["process", "import", str(source), "--name", "rfq"])
+    assert result.exit_code == 1
+    assert "built-in" in result.output
+    assert not (process_dir / "rfq.toml").exists()
+
+
+def test_import_refuses_a_badly_formed_name(process_dir: Path, tmp_path: Path):
+    source = write(tmp_path, "sample.toml", doc_example())
+    result = runner.invoke(app, ["process", "import", str(source), "--name", "Bad Name"])
+    assert result.exit_code == 1
+    assert "not a process name" in result.output
+
+
+def test_import_replaces_an_existing_import_only_when_asked(process_dir: Path, tmp_path: Path):
+    source = write(tmp_path, "sample.toml", doc_example())
+    assert runner.invoke(app, ["process", "import", str(source), "--name", "sample"]).exit_code == 0
+
+    again = runner.invoke(app, ["process", "import", str(source), "--name", "sample"])
+    assert again.exit_code == 1
+    assert "--replace" in again.output
+
+    replaced = runner.invoke(
+        app, ["process", "import", str(source), "--name", "sample", "--replace"]
+    )
+    assert replaced.exit_code == 0, replaced.output
+
+
+def test_import_of_a_broken_file_stores_nothing_and_lists_every_problem(
+    process_dir: Path, tmp_path: Path
+):
+    source = write(tmp_path, "broken.toml", BROKEN_TOML)
+    result = runner.invoke(app, ["process", "import", str(source), "--name", "broken"])
+    assert result.exit_code == 1
+    assert "unknown action 'no-such-action'" in result.output
+    assert "unknown actor 'wizard'" in result.output
+    assert not (process_dir / "broken.toml").exists()
+
+
+def test_import_of_a_missing_file_fails(process_dir: Path, tmp_path: Path):
+    result = runner.invoke(
+        app, ["process", "import", str(tmp_path / "nope.toml"), "--name", "nope"]
+    )
+    assert result.exit_code == 1
+    assert "no such file" in result.output
+
+
+# --- process show --------------------------------------------------------------------------
+
+
+def test_show_prints_states_transitions_timers_settings_and_notifications(process_dir: Path):
+    result = runner.invoke(app, ["process", "show", "rfq"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "rfq v1 — Request for quote" in out
+    assert re.search(r"accepted\s+│\s+Terms accepted; the order is created\s+│\s+✓", out)
+    assert "buyer: counter-pending" in out  # the destination by role
+    assert "counterparty" in out
+    assert "entered + setting(first_quote_window)" in out
+    assert "NEG-T01" in out
+    assert re.search(r"max_rounds\s+│\s+5\s+│\s+NEG-L01", out)
+    assert "quote_expiring_notice before NEG-T03" in out
+
+
+def test_show_accepts_a_file(tmp_path: Path, process_dir: Path):
+    result = runner.invoke(app, ["process", "show", str(write(tmp_path, "s.toml", doc_example()))])
+    assert result.exit_code == 0, result.output
+    assert "sample v1" in result.output
+
+
+def test_show_of_an_unknown_process_fails_naming_the_known_ones(process_dir: Path):
+    result = runner.invoke(app, ["process", "show", "nope"])
+    assert result.exit_code == 1
+    assert "no process named 'nope'" in result.output
+    assert "rfq" in result.output
+
+
+# --- process check -------------------------------------------------------------------------
+
+
+def test_check_accepts_a_built_in_file():
+    result = runner.invoke(app, ["process", "check", str(RFQ_TOML)])
+    assert result.exit_code == 0, result.output
+    assert "OK rfq v1: 8 states (5 final), 9 transitions (1 initial)" in result.output
+
+
+@pytest.mark.parametrize("edn", sorted(p.name for p in EDN_FIXTURES.glob("*.edn")))
+def test_check_accepts_sharetribe_processes(edn: str):
+    result = runner.invoke(app, ["process", "check", str(EDN_FIXTURES / edn)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"OK {Path(edn).stem} v1")
+
+
+def test_check_lists_every_problem_and_exits_1(tmp_path: Path):
+    result = runner.invoke(app, ["process", "check", str(write(tmp_path, "b.toml", BROKEN_TOML))])
+    assert result.exit_code == 1
+    assert "problem(s)" in result.output
+    assert "unknown action 'no-such-action'" in result.output
+    assert "unknown actor 'wizard'" in result.output
+
+
+def test_check_reports_an_unreachable_state(tmp_path: Path):
+    text = BROKEN_TOML.replace('actions = ["no-such-action"]', "").replace("wizard", "seller")
+    result = runner.invoke(app, ["process", "check", str(write(tmp_path, "b.toml", text))])
+    assert result.exit_code == 1
+    assert "state 'limbo': is not reachable from any initial transition" in result.output
+
+
+def test_check_reports_bad_toml_and_bad_edn(tmp_path: Path):
+    toml = runner.invoke(app, ["process", "check", str(write(tmp_path, "x.toml", "[process\n"))])
+    assert toml.exit_code == 1
+    assert "syntax" in toml.output
+    edn = runner.invoke(app, ["process", "check", str(write(tmp_path, "x.edn", "{:format"))])
+    assert edn.exit_code == 1
+    assert "syntax" in edn.output
+
+
+def test_check_of_a_missing_file_fails(tmp_path: Path):
+    result = runner.invoke(app, ["process", "check", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 1
+    assert "no such file" in result.output
+
+
+def test_problem_text_is_printed_literally_not_as_markup(tmp_path: Path):
+    text = "[process]\nname = 'x'\n[[transitions]]\nname = 'a'\nto = 'b'\nactor = 'buyer'\n"
+    result = runner.invoke(app, ["process", "check", str(write(tmp_path, "x.toml", text))])
+    assert result.exit_code == 1
+    assert "missing [states] table" in result.output
+
+
+# --- process graph -------------------------------------------------------------------------
+
+
+def test_graph_prints_mermaid_for_a_name(process_dir: Path):
+    result = runner.invoke(app, ["process", "graph", "market"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("stateDiagram-v2\n")
+    assert "[*] --> offer_pending : make-offer (buyer, seller)" in result.output
+    assert "closed_won --> [*]" in result.output
+
+
+def test_graph_reads_a_file_and_writes_to_a_file(tmp_path: Path):
+    out = tmp_path / "sample.mmd"
+    source = write(tmp_path, "sample.toml", doc_example())
+    result = runner.invoke(app, ["process", "graph", str(source), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "offer_pending --> expired : ⏱ expire (system)" in out.read_text(encoding="utf-8")
+
+
+def test_graph_of_an_unknown_name_fails(process_dir: Path):
+    result = runner.invoke(app, ["process", "graph", "nope"])
+    assert result.exit_code == 1
+    assert "no process named 'nope'" in result.output
+
+
+def test_graph_in_the_docs_matches_the_command(tmp_path: Path):
+    source = write(tmp_path, "sample.toml", doc_example())
+    drawn = runner.invoke(app, ["process", "graph", str(source)]).output
+    assert f"```mermaid\n{drawn}```" in DOC.read_text(encoding="utf-8")
+
+
+# --- the command line as a whole -----------------------------------------------------------
+
+
+def test_process_without_a_subcommand_shows_help():
+    result = runner.invoke(app, ["process"])
+    assert "list" in result.output
+    assert "import" in result.output
+
+
+# --- dealroom demo -------------------------------------------------------------------------
+
+
+def test_demo_walks_the_rfq_reference_example_to_the_order():
+    result = walk()
+    assert [o.to_state for _, o in result.outcomes] == [
+        "quote-requested",
+        "quote-pending",
+        "counter-pending",
+        "quote-pending",
+        "accepted",
+    ]
+    assert [(v.number, v.terms.unit_price, v.status) for v in result.deal.versions] == [
+        (1, Decimal("50.00"), "countered"),
+        (2, Decimal("45.00"), "countered"),
+        (3, Decimal("47.00"), "accepted"),
+    ]
+    assert result.diff.summary == "Price reduced 6%, lead time reduced 2 days"
+    assert result.order_total == Decimal("47000.00")
+
+
+def test_demo_command_prints_the_timeline_versions_diff_and_total():
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for text in (
+        "Timeline for RFQ-2026-0042",
+        "2026-02-01 09:00:00",
+        "RFQ_CREATED",
+        "QUOTE_SENT",
+        "COUNTER_SUBMITTED",
+        "QUOTE_REVISED",
+        "QUOTE_ACCEPTED",
+        "ORDER_CREATED",
+        "Buyer: Acme Corp",
+        "Seller: Parts Inc",
+        "Price reduced 6%, lead time reduced 2 days",
+        "47,000.00 SAR",
+    ):
+        assert text in out, text

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from dbsupport import empty_tables, fresh_database
+from dbsupport import drop_database, empty_tables, fresh_database
 from dealroom.app import create_app
 from dealroom.clock import TestClock
 from dealroom.config import Config
@@ -23,7 +23,7 @@ T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
 def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     db = fresh_database(Path(tmp_path_factory.mktemp("db")))
     yield db
-    db.engine.dispose()
+    drop_database(db)
 
 
 @pytest.fixture

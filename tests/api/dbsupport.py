@@ -24,11 +24,17 @@ def worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def run_id() -> str:
+    """Unique per pytest run, shared by its xdist workers: concurrent runs never collide."""
+    uid = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    return uid[:10] if uid else str(os.getpid())
+
+
 def database_url(tmp_dir: Path) -> str:
     if not PG_URL:
         return f"sqlite:///{tmp_dir / f'dealroom-{worker()}.db'}"
     base = make_url(normalize_url(PG_URL))
-    name = f"dealroom_test_{worker()}"
+    name = f"dealroom_test_{run_id()}_{worker()}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -52,3 +58,15 @@ def empty_tables(db: Database) -> None:
                 conn.execute(text(f"DELETE FROM {name}"))
         else:
             conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
+
+
+def drop_database(db: Database) -> None:
+    """Remove a PostgreSQL test database made by `fresh_database`."""
+    url = db.engine.url
+    db.engine.dispose()
+    if url.get_backend_name() != "postgresql" or not (url.database or "").startswith("dealroom_test_"):
+        return
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    admin.dispose()

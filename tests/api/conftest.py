@@ -27,9 +27,9 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
 
 
 @pytest.fixture
-def db(database: Database) -> Iterator[Database]:
+def db(database: Database) -> Database:
     empty_tables(database)
-    yield database
+    return database
 
 
 @pytest.fixture

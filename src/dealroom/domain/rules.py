@@ -452,6 +452,6 @@ def check_offer_rules(
         and (s.min_account_age.add_to(actor.created_at) > now)
     ):
         raise VerificationRequired(
-            f"New accounts can make offers once they are {s.min_account_age.text()[1:].lower()} old.",
+            f"New accounts can make offers once they are {s.min_account_age.describe()} old.",
             rule="OFR-005",
         )

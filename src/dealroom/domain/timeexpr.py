@@ -94,6 +94,23 @@ class Period:
             out += "T" + (f"{h}H" if h else "") + (f"{mi}M" if mi else "") + (f"{s}S" if s else "")
         return out if out != "P" else "PT0S"
 
+    def describe(self) -> str:
+        """For people: '30 days', '48 hours', '1 month 2 days'."""
+        parts: list[str] = []
+        years, months = divmod(self.months, 12)
+        secs = int(self.delta.total_seconds())
+        days, rest = divmod(secs, 86400)
+        if rest and days < 3:  # 48 hours reads better than 2 days 0 hours for windows
+            rest += days * 86400
+            days = 0
+        hours, rest = divmod(rest, 3600)
+        minutes, seconds = divmod(rest, 60)
+        for n, unit in ((years, "year"), (months, "month"), (days, "day"), (hours, "hour"),
+                        (minutes, "minute"), (seconds, "second")):  # fmt: skip
+            if n:
+                parts.append(f"{n} {unit}" + ("" if n == 1 else "s"))
+        return " ".join(parts) or "no time"
+
     def add_to(self, when: datetime, sign: int = 1) -> datetime:
         if self.months:
             total = when.year * 12 + (when.month - 1) + sign * self.months

@@ -124,7 +124,8 @@ def idempotent(
     if len(key) > 200:
         raise InvalidRequest("Idempotency-Key is at most 200 characters.", field="Idempotency-Key")
     where = f"{request.method} {request.url.path}"
-    digest = hashlib.sha256(where.encode() + b"\n" + body).hexdigest()
+    query = request.url.query.encode()
+    digest = hashlib.sha256(where.encode() + b"?" + query + b"\n" + body).hexdigest()
     if uow.session.get_bind().dialect.name == "postgresql":
         # Concurrent retries of one key queue here; the later one then sees the answer.
         uow.session.execute(

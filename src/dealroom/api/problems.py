@@ -57,6 +57,15 @@ def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            errors.append(
+                {
+                    "field": "body",
+                    "message": f"The body is not valid JSON: {err.get('ctx', {}).get('error', 'parse error')}.",
+                    "type": "json_invalid",
+                }
+            )
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         errors.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid"),
                        "type": err.get("type")})  # fmt: skip

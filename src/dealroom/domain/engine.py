@@ -528,8 +528,10 @@ def fire(
         event_payload["reason"] = payload.reason
     if payload.timer_rule:
         event_payload["rule"] = payload.timer_rule
-    if "request" in work.data and t.initial:
-        event_payload["request"] = work.data["request"]
+    if t.initial:
+        for key in ("request", "offer"):
+            if key in work.data:
+                event_payload[key] = work.data[key]
 
     event_type = t.event_type(role)
     if role == "system" and payload.timer_rule:
@@ -717,6 +719,10 @@ def _new_version(
         rules.check_counter_rules(action, deal, terms, payload, base)
     if settings.offer_rules and role == "buyer":
         rules.check_offer_rules(action, deal, terms, payload, actor, now)
+        if deal.state is None:  # the opening offer's buyer details stay with the deal
+            work.data["offer"] = {
+                k: payload.data[k] for k in rules.OFFER_DETAIL_FIELDS if k in payload.data
+            }
 
     own_previous = next((v for v in reversed(work.versions) if v.created_by_role == role), None)
     pct, lead = change_from(own_previous or pending, terms)

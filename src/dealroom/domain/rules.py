@@ -31,6 +31,9 @@ MAX_MESSAGE = 5000
 MAX_QUANTITY = 1_000_000_000
 MAX_PRICE = Decimal("1e12")
 
+#: What a buyer tells the seller with an offer (offer reference: role, timeline, financing).
+OFFER_DETAIL_FIELDS = ("buyer_role", "timeline", "financing", "experience")
+
 OFFER_FIELD_CHOICES = {
     "buyer_role": ("individual", "company", "investor"),
     "timeline": ("immediate", "30days", "60days"),

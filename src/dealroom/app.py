@@ -44,6 +44,8 @@ def create_app(
     problems.install(app)
 
     from dealroom.api import routes
+    from dealroom.api.routes_ops import install_metrics
 
     routes.include_all(app)
+    install_metrics(app)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dealroom import cli_process, cli_worker
+from dealroom import cli_process, cli_server, cli_worker
 
 app = typer.Typer(
     help="dealroom: a negotiation engine and deal room for B2B marketplaces.",
@@ -12,6 +12,7 @@ app = typer.Typer(
 )
 app.add_typer(cli_process.app, name="process")
 cli_worker.register(app)
+cli_server.register(app)
 
 
 @app.callback()
@@ -19,9 +20,9 @@ def _root() -> None:
     """dealroom command line."""
 
 
-@app.command()
-def demo() -> None:
-    """Walk the rfq reference example (RFQ-2026-0042) through the engine and print it."""
+@app.command("demo-engine")
+def demo_engine() -> None:
+    """Walk the rfq reference example (RFQ-2026-0042) through the engine alone and print it."""
     from dealroom.demo_engine import run
 
     run()

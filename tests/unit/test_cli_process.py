@@ -1,4 +1,4 @@
-"""`dealroom process …` and `dealroom demo`, run through Typer's test runner."""
+"""`dealroom process …` and `dealroom demo-engine`, run through Typer's test runner."""
 
 from __future__ import annotations
 
@@ -429,7 +429,7 @@ def test_demo_walks_the_rfq_reference_example_to_the_order():
 
 
 def test_demo_command_prints_the_timeline_versions_diff_and_total():
-    result = runner.invoke(app, ["demo"])
+    result = runner.invoke(app, ["demo-engine"])
     assert result.exit_code == 0, result.output
     out = result.output
     for text in (

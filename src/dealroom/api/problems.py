@@ -69,7 +69,9 @@ def _validation_error(request: Request, exc: Exception) -> Response:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         errors.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid"),
                        "type": err.get("type")})  # fmt: skip
-    concerns_terms = any(e["field"].split(".")[0] in TERM_FIELDS for e in errors)
+    concerns_terms = request.url.path.startswith("/v1/deals") and any(
+        e["field"].split(".")[0] in TERM_FIELDS for e in errors
+    )
     code = "NEG-003" if concerns_terms else "NEG-016"
     fields = ", ".join(sorted({e["field"] for e in errors}))
     return problem(

@@ -13,7 +13,7 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -141,23 +141,35 @@ def verify_chain(events: Iterable[Event], *, expected_head: str | None = None) -
         if event_hash(prev, e) != e.hash:
             return Verification(False, count, None, e.seq, "hash does not match the event")
         prev = e.hash
-    if expected_head is not None and count and prev != expected_head:
-        return Verification(False, count, prev, count + 1, "events after the head were removed")
+    if expected_head is not None and prev != expected_head:
+        # Also when no event is left at all: the deal row still names the head it reached.
+        return Verification(
+            False, count, prev if count else None, count + 1, "events after the head were removed"
+        )
     return Verification(True, count, prev if count else None, None)
 
 
-def deal_events(session: Session, deal_id: str, *, after: int = 0) -> Iterator[Event]:
+def deal_events(session: Session, deal_id: str, *, after: int = 0) -> Generator[Event, None, None]:
     stmt = (
         select(Event)
         .where(Event.deal_id == deal_id, Event.seq > after)
         .order_by(Event.seq)
         .execution_options(yield_per=1000)
     )
-    yield from session.scalars(stmt)
+    result = session.scalars(stmt)
+    try:
+        yield from result
+    finally:
+        # A reader that stops early (a broken chain) must not leave a server cursor open.
+        result.close()
 
 
 def verify_deal(session: Session, deal: Deal) -> Verification:
-    return verify_chain(deal_events(session, deal.id), expected_head=deal.head_hash)
+    events = deal_events(session, deal.id)
+    try:
+        return verify_chain(events, expected_head=deal.head_hash)
+    finally:
+        events.close()
 
 
 def event_json(e: Event) -> dict[str, Any]:

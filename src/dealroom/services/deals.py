@@ -52,7 +52,7 @@ def snapshot_of(listing: m.Listing) -> dict[str, Any]:
         "category": listing.category,
         "kind": listing.kind,
         "currency": listing.currency,
-        "unit_price": str(listing.unit_price),
+        "unit_price": str(at_least_cents(listing.unit_price)),
         "quantity": listing.quantity,
         "min_order_qty": listing.min_order_qty,
         "max_order_qty": listing.max_order_qty,
@@ -138,8 +138,16 @@ def load_versions(session: Session, deal_id: str) -> list[m.QuoteVersion]:
     return list(session.scalars(stmt))
 
 
-def engine_state(uow: UnitOfWork, deal: m.Deal, process: Process) -> DealState:
-    versions = load_versions(uow.session, deal.id)
+def engine_state(
+    uow: UnitOfWork,
+    deal: m.Deal,
+    process: Process,
+    *,
+    versions: list[m.QuoteVersion] | None = None,
+) -> DealState:
+    """The deal as the engine sees it; `versions` lets a list pass rows it loaded in bulk."""
+    if versions is None:
+        versions = load_versions(uow.session, deal.id)
     listing_rules = deal.data.get("listing_rules") if deal.data else None
     settings = settings_for(
         uow,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -36,7 +37,10 @@ def get_process(session: Session, name: str, version: int | None = None) -> Proc
     row = session.get(StoredProcess, key)
     if row is None:
         raise NotFound(f"Process '{name}' has no version {version}.", rule="PROCESS")
-    process = load_text(row.definition, source=f"database:{name}@{version}")
+    # The stored version is the one that counts: a deal records it and reloads by it.
+    process = replace(
+        load_text(row.definition, source=f"database:{name}@{version}"), version=version
+    )
     with _lock:
         _cache[key] = process
     return process
@@ -68,4 +72,8 @@ def store_process(
     session.add(StoredProcess(name=process.name, version=version, source_format=source_format,
                               definition=definition, created_at=now))  # fmt: skip
     session.flush()
-    return get_process(session, process.name, version)
+    stored = replace(process, version=version, source=f"database:{process.name}@{version}")
+    with _lock:
+        # Replace whatever a rolled-back import (or an emptied test database) left here.
+        _cache[(process.name, version)] = stored
+    return stored

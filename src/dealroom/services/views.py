@@ -74,6 +74,13 @@ def next_step(
         other = "seller" if pending.created_by_role == "buyer" else "buyer"
         if engine.available_transitions(process, state, other):
             return {"action": "respond", "actor": other, "due_at": due}
+    if state.last_mover in ("buyer", "seller"):
+        # With nothing pending (a request for quote, agreed terms), the ball is in the
+        # court of the party who did not move last, if they have a move.
+        other = "seller" if state.last_mover == "buyer" else "buyer"
+        names = engine.available_transitions(process, state, other)
+        if names:
+            return {"action": names[0], "actor": other, "due_at": due}
     for role in ("buyer", "seller", "operator"):
         names = engine.available_transitions(process, state, role)
         if names:
@@ -137,11 +144,14 @@ def deal_json(
     users: dict[str, m.User] | None = None,
     version: int | None = None,
     now: datetime | None = None,
+    timers: list[m.Timer] | None = None,
 ) -> dict[str, Any]:
+    """`timers` replaces the stored pending timers (a dry run passes the would-be ones)."""
     users = users or {}
     buyer = users.get(deal.buyer_id) or session.get(m.User, deal.buyer_id)
     seller = users.get(deal.seller_id) or session.get(m.User, deal.seller_id)
-    timers = pending_timers(session, deal.id) if deal.ref != "(dry run)" else []
+    if timers is None:
+        timers = pending_timers(session, deal.id) if deal.ref != "(dry run)" else []
     handoff = handoff_json(session, deal.id)
     available = engine.available_transitions(process, state, viewer_role)
     live = session.get(m.Listing, deal.listing_id)

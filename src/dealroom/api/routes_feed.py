@@ -1,0 +1,40 @@
+"""GET /v1/events: the global feed of every event the caller may see, for integrators who
+poll. Ordered by `feed_seq`, which is assigned in commit order (services/audit.py), so
+resuming `after` the last position seen never skips an event."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import or_, select
+
+from dealroom.api.deps import CurrentUser, UoW
+from dealroom.api.schemas_accounts import FeedEventRead, FeedPage
+from dealroom.db import models as m
+from dealroom.services.audit import event_json
+from dealroom.services.deals import STAFF_ROLES
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+
+@router.get("/events", response_model=FeedPage)
+def feed(
+    uow: UoW,
+    user: CurrentUser,
+    after: Annotated[int, Query(ge=0, le=2**62, description="The last `feed_seq` seen.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> FeedPage:
+    """Events after feed position `after`, oldest first: a party sees its deals' events,
+    operators and admins see all. Each event keeps its per-deal `seq` and adds its
+    `feed_seq`; poll again with `after=next_after`."""
+    stmt = select(m.Event).where(m.Event.feed_seq > after)
+    if not STAFF_ROLES & set(user.roles or []):
+        stmt = stmt.join(m.Deal, m.Deal.id == m.Event.deal_id).where(
+            or_(m.Deal.buyer_id == user.id, m.Deal.seller_id == user.id)
+        )
+    rows = list(uow.session.scalars(stmt.order_by(m.Event.feed_seq).limit(limit)))
+    return FeedPage(
+        items=[FeedEventRead.model_validate(event_json(e)) for e in rows],
+        next_after=rows[-1].feed_seq if rows else after,
+    )

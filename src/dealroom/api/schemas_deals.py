@@ -1,0 +1,401 @@
+"""Request and response shapes of the deal routes (API.md, "Deals").
+
+Inputs forbid unknown fields and bound every size, so a 1 MB body is a 422, never a 500.
+Money is an exact decimal string; a JSON number with a fraction is refused (NEG-003): a
+float cannot carry "47.10" exactly. The answers are documented here for the OpenAPI
+document; they are rendered by `dealroom.services.views`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+
+MAX_MESSAGE = 5000
+MAX_REASON = 1000
+MAX_TEXT = 2000
+MAX_DATA_CHARS = 20_000
+MAX_INT = 2**31 - 1
+
+_DECIMAL = re.compile(r"^[+-]?(\d{1,30})(\.\d{1,12})?$")
+
+
+def _money(value: Any) -> Any:
+    """Accept a decimal string (or a whole number); refuse floats, NaN and exponents."""
+    if isinstance(value, bool):
+        raise ValueError('must be a decimal string such as "47.00", not true/false')
+    if isinstance(value, float):
+        raise ValueError(
+            'must be a decimal string such as "47.00": a JSON number with a fraction '
+            "cannot be exact"
+        )
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError('must be a decimal string such as "47.00"')
+    text = value.strip()
+    if not _DECIMAL.match(text):
+        raise ValueError(f'must be a decimal string such as "47.00", not {value[:40]!r}')
+    return text
+
+
+Money = Annotated[
+    str,
+    BeforeValidator(_money),
+    Field(json_schema_extra={"type": "string", "pattern": _DECIMAL.pattern}),
+]
+
+
+class Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _bounded_data(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(json.dumps(value, default=str)) > MAX_DATA_CHARS:
+        raise ValueError(f"data is at most {MAX_DATA_CHARS} characters of JSON")
+    return value
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+
+class TermsCreate(Input):
+    """Proposed terms. Give what changes: the rest comes from the terms on the table, else
+    the listing snapshot (a move that gives only a quantity takes the listing's price)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"unit_price": "47.00", "quantity": 1000, "lead_time_days": 5}]
+        },
+    )
+
+    unit_price: Money | None = Field(None, description='Exact decimal string, e.g. "47.00".')
+    quantity: int | None = Field(None, ge=1, le=1_000_000_000)
+    lead_time_days: int | None = Field(None, ge=0, le=3650)
+    delivery_terms: str | None = Field(None, max_length=MAX_TEXT)
+    valid_until: AwareDatetime | None = Field(
+        None, description="ISO-8601 with a zone; default: the process's quote validity."
+    )
+    discount_percent: Money | None = Field(None, description='0 to below 100, e.g. "2.5".')
+    notes: str | None = Field(None, max_length=MAX_TEXT)
+
+    def given(self) -> dict[str, Any]:
+        """Only the fields the client sent (an explicit null clears a term)."""
+        return self.model_dump(exclude_unset=True)
+
+
+Message = Annotated[str | None, Field(None, max_length=MAX_MESSAGE)]
+Reason = Annotated[str | None, Field(None, max_length=MAX_REASON)]
+
+
+class DealCreate(Input):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "listing_id": "7f1c2d9e-8a41-4c3b-9d0e-2b6f4a1c5e77",
+                    "process": "rfq",
+                    "transition": "request-quote",
+                    "terms": {"quantity": 1000},
+                    "message": "Need for Q2 production",
+                },
+                {
+                    "listing_id": "7f1c2d9e-8a41-4c3b-9d0e-2b6f4a1c5e77",
+                    "transition": "make-offer",
+                    "terms": {"unit_price": "45.00", "quantity": 500},
+                    "message": "Can ship from Riyadh next week.",
+                },
+            ]
+        },
+    )
+
+    listing_id: str = Field(..., min_length=1, max_length=64)
+    process: str | None = Field(
+        None, max_length=64, description="Defaults to the listing's process."
+    )
+    transition: str = Field(
+        ..., min_length=1, max_length=100, description="An initial transition of the process."
+    )
+    terms: TermsCreate | None = None
+    message: Message = None
+    reason: Reason = None
+    data: dict[str, Any] | None = Field(
+        None,
+        description="Transition-specific fields: offer details (buyer_role, timeline, "
+        "financing), Sharetribe parameters, or buyer_id for an operator-recorded auction win.",
+    )
+
+    _data = field_validator("data")(_bounded_data)
+
+
+class TransitionCreate(Input):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "counter",
+                    "expected_version": 2,
+                    "terms": {"unit_price": "45.00"},
+                    "message": "Volume discount expected for this quantity",
+                },
+                {"name": "accept", "expected_version": 4, "reason": "Terms acceptable"},
+                {"name": "request-close", "expected_version": 3, "data": {"escrow_waived": True}},
+            ]
+        },
+    )
+
+    name: str = Field(..., min_length=1, max_length=100, description="The transition to fire.")
+    expected_version: int = Field(
+        ..., ge=0, le=MAX_INT, description="The deal version you decided on (NEG-004 if stale)."
+    )
+    terms: TermsCreate | None = None
+    message: Message = None
+    reason: Reason = None
+    data: dict[str, Any] | None = Field(
+        None, description="Transition-specific fields, e.g. escrow_waived on request-close."
+    )
+
+    _data = field_validator("data")(_bounded_data)
+
+
+class MessageCreate(Input):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"body": "Can you confirm the warranty terms?"}]},
+    )
+
+    body: str = Field(..., min_length=1, max_length=MAX_MESSAGE)
+
+
+# --- answers ------------------------------------------------------------------------------
+
+
+class Output(BaseModel):
+    """Answers keep fields the views add later (extra="allow")."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ProcessRef(Output):
+    name: str
+    version: int
+
+
+class PartyRead(Output):
+    id: str
+    name: str
+    organization: str | None = None
+
+
+class QuoteRead(Output):
+    version: int
+    created_by_role: str
+    unit_price: str
+    quantity: int
+    total_price: str
+    currency: str
+    discount_percent: str | None = None
+    lead_time_days: int | None = None
+    delivery_terms: str | None = None
+    valid_until: str | None = None
+    notes: str | None = None
+    change_reason: str
+    price_change_pct: str | None = None
+    lead_time_change_days: int | None = None
+    status: str
+    message: str | None = None
+    created_at: str
+
+
+class NextStep(Output):
+    action: str
+    actor: str
+    due_at: str | None = None
+
+
+class FeeRead(Output):
+    name: str
+    payer: str
+    percent: str | None = None
+    amount: str | None = None
+    currency: str | None = None
+
+
+class EscrowRead(Output):
+    id: str
+    status: str
+    amount: str | None = None
+
+
+class ShipmentRead(Output):
+    id: str
+    status: str
+
+
+class HandoffRead(Output):
+    order_ref: str
+    total: str
+    currency: str
+    quote_version: int | None = None
+    fees: list[FeeRead] = []
+    escrow: EscrowRead | None = None
+    shipment: ShipmentRead | None = None
+
+
+class DealRead(Output):
+    id: str
+    ref: str
+    process: ProcessRef
+    state: str | None
+    version: int
+    listing_id: str
+    listing_snapshot: dict[str, Any]
+    listing_changed: bool = False
+    buyer: PartyRead | None
+    seller: PartyRead | None
+    viewer_role: str
+    current_quote: QuoteRead | None
+    accepted_quote: QuoteRead | None
+    round: int
+    transition_count: int
+    transitions_left: int | None = None
+    available_transitions: list[str]
+    deadlines: dict[str, Any]
+    next_step: NextStep | None
+    fees: list[FeeRead] = []
+    handoff: HandoffRead | None
+    data: dict[str, Any] = {}
+    created_at: str
+    updated_at: str
+    closed_at: str | None
+    dry_run: bool | None = Field(
+        None, description="True on a dry-run answer: the would-be deal, nothing saved."
+    )
+
+
+class QuoteSummary(Output):
+    version: int
+    created_by_role: str
+    unit_price: str
+    quantity: int
+    total_price: str
+    currency: str
+    status: str
+
+
+class DealListItem(Output):
+    """A deal in a list: what an inbox row shows, loaded without a query per row."""
+
+    id: str
+    ref: str
+    process: ProcessRef
+    state: str
+    version: int
+    listing_id: str
+    listing_title: str
+    buyer: PartyRead | None
+    seller: PartyRead | None
+    viewer_role: str
+    current_quote: QuoteSummary | None
+    round: int
+    order_ref: str | None = None
+    next_step: NextStep | None
+    created_at: str
+    updated_at: str
+    closed_at: str | None
+
+
+class DealPage(Output):
+    items: list[DealListItem]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class QuoteList(Output):
+    items: list[QuoteRead]
+
+
+class ChangeRead(Output):
+    field: str
+    old_value: Any
+    new_value: Any
+    percent_change: str | None = None
+
+
+class QuoteDiff(Output):
+    from_version: int
+    to_version: int
+    changes: list[ChangeRead]
+    summary: str
+
+
+class MessageRead(Output):
+    id: str
+    author_id: str
+    body: str
+    created_at: str
+
+
+class MessagePage(Output):
+    items: list[MessageRead]
+    next_cursor: str | None = None
+
+
+class EventRead(Output):
+    seq: int
+    type: str
+    deal_id: str
+    actor_id: str | None
+    actor_type: str = Field(..., description="buyer, seller, operator or system")
+    from_state: str | None
+    to_state: str | None
+    payload: dict[str, Any]
+    created_at: str
+    prev_hash: str
+    hash: str
+
+
+class EventPage(Output):
+    items: list[EventRead]
+    next_after: int | None = Field(
+        None, description="Pass as `after` to read on (the last `seq` returned)."
+    )
+    has_more: bool = False
+
+
+class AuditVerification(Output):
+    valid: bool
+    events: int
+    head_hash: str | None
+    first_bad_seq: int | None
+    reason: str | None = None
+
+
+class ProblemRead(Output):
+    """RFC 9457 problem details, with a stable `code` and context fields."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    instance: str | None = None
+    rule: str | None = None
+    field: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    deal_id: str | None = None
+    current_version: int | None = None

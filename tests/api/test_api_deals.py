@@ -141,6 +141,9 @@ def test_buy_now_closes_at_once_with_order_escrow_and_shipment(
     assert handoff["escrow"]["status"] == "open"
     assert handoff["shipment"]["status"] == "awaiting_pickup"
     assert deal["next_step"] == {"action": "fund-escrow", "actor": "buyer", "due_at": None}
+    quotes = client.get(f"/v1/deals/{deal['id']}/quotes", headers=people["buyer"].headers)
+    assert [q["status"] for q in quotes.json()["items"]] == ["accepted"]
+    assert deal["accepted_quote"]["version"] == 1
 
 
 def test_buy_now_is_refused_on_a_negotiable_listing(

@@ -488,6 +488,9 @@ def fire(
     )
     for action in t.actions:
         _apply(action, process, t, work, actor, payload, now)
+    if work.new_version is not None:  # as the move left it (buy-now accepts its own proposal)
+        work.new_version = work.versions[work.new_version.number - 1]
+        work.status_changes = [c for c in work.status_changes if c[0] != work.new_version.number]
 
     entered = dict(deal.entered)
     first = entered.get(dst, (now, now))[0]

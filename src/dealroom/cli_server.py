@@ -7,6 +7,7 @@ environment (`DEALROOM_DATABASE_URL` above all), read through `config.get_config
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -141,6 +142,9 @@ def serve(
         finally:
             engine.dispose()
         _out().print(f"[green]✓[/] database {escape(config.database_url)} at revision {revision}")
+        # Embedded mode: one process serves and fires timers, sends email and webhooks.
+        os.environ["DEALROOM_EMBEDDED_WORKER"] = "1"
+        _out().print("[green]✓[/] embedded worker: timers, email and webhooks run in this process")
     _out().print(f"[bold]dealroom[/] on [link]http://{host}:{port}[/] (API docs at /docs)")
     uvicorn.run(
         "dealroom.app:create_app",
@@ -170,7 +174,7 @@ def demo(
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{path}"
-    config = dataclasses.replace(get_config(), database_url=url)
+    config = dataclasses.replace(get_config(), database_url=url, run_worker=True)
     engine = make_engine(url)
     database = Database(engine)
     out = _out()
@@ -198,6 +202,9 @@ def demo(
     out.print(_logins_table(result))
     out.print(_deals_table(result))
     base = f"http://{host}:{port}"
+    from dealroom.notify.email import mail_destination
+
+    out.print(f"[bold]Emails[/] go to {escape(str(mail_destination(config)))}")
     out.print(f"[bold]Open[/] [link]{base}[/]  ·  API docs [link]{base}/docs[/]")
     if no_serve:
         engine.dispose()

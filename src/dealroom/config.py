@@ -34,6 +34,15 @@ class Config:
     process_dir: Path = Path("dealroom-data/processes")
     base_url: str = "http://127.0.0.1:8000"
     echo_sql: bool = False
+    #: Embedded mode: the server runs the worker loop itself (timers, email, webhooks).
+    run_worker: bool = False
+    #: Outgoing mail: `smtp://[user:pass@]host[:port]` (`?starttls=1` upgrades the
+    #: connection), or `smtps://…` for implicit TLS. Unset: mail lands as .eml files in
+    #: `mail_dir` (DEALROOM_MAIL_DIR, default ./dealroom-data/mail). A Config built in
+    #: code with neither sends nothing: its emails stay queued.
+    smtp_url: str | None = None
+    email_from: str = "dealroom <no-reply@dealroom.localhost>"
+    mail_dir: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -72,6 +81,10 @@ def from_env() -> Config:
         process_dir=Path(env.get("DEALROOM_PROCESS_DIR", "dealroom-data/processes")),
         base_url=env.get("DEALROOM_BASE_URL", "http://127.0.0.1:8000"),
         echo_sql=env.get("DEALROOM_ECHO_SQL") == "1",
+        run_worker=env.get("DEALROOM_EMBEDDED_WORKER") == "1",
+        smtp_url=env.get("DEALROOM_SMTP_URL") or None,
+        email_from=env.get("DEALROOM_EMAIL_FROM") or "dealroom <no-reply@dealroom.localhost>",
+        mail_dir=Path(env.get("DEALROOM_MAIL_DIR", "dealroom-data/mail")),
     )
 
 

@@ -1,8 +1,9 @@
 """What must happen after commit: collected during a transaction, published after it.
 
 Services append to `UnitOfWork.outbox`; the edge hands the items to the broker only after
-a successful commit and drops them on rollback. Subscribers (realtime streams, the bell,
-webhooks) plug into the broker; until then it only counts what it publishes.
+a successful commit and drops them on rollback. In-process subscribers (metrics) get every
+item this process publishes, synchronously; a broker of `dealroom.realtime` also carries
+the items on to the live streams, in this process or, on PostgreSQL, in every API process.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class OutboxItem:
-    kind: str  # "event" | "message" | ...
+    kind: str  # "event" | "notification" | ...
     deal_id: str | None
     payload: dict[str, Any]
 
@@ -25,7 +26,10 @@ Subscriber = Callable[[OutboxItem], None]
 
 @dataclass
 class Broker:
-    """In-process fan-out of committed items."""
+    """In-process fan-out of committed items.
+
+    Subclasses deliver further by overriding `deliver`; `start` and `stop` bracket the
+    application's life (the realtime brokers run a listener or a poller in between)."""
 
     _subscribers: list[Subscriber] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -49,3 +53,13 @@ class Broker:
         for item in items:
             for fn in subscribers:
                 fn(item)
+        self.deliver(items)
+
+    def deliver(self, items: list[OutboxItem]) -> None:
+        """Carry committed items beyond the in-process subscribers (none here)."""
+
+    def start(self) -> None:
+        """Begin background work (called once when the application starts)."""
+
+    def stop(self) -> None:
+        """End background work (called when the application stops)."""

@@ -62,7 +62,9 @@ def drop_database(db: Database) -> None:
     """Remove a PostgreSQL test database made by `fresh_database`."""
     url = db.engine.url
     db.engine.dispose()
-    if url.get_backend_name() != "postgresql" or not (url.database or "").startswith("dealroom_test_"):
+    if url.get_backend_name() != "postgresql" or not (url.database or "").startswith(
+        "dealroom_test_"
+    ):
         return
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

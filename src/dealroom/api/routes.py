@@ -13,6 +13,10 @@ ROUTER_MODULES = (
     "routes_listings",
     "routes_deals",
     "routes_feed",
+    "routes_stream",
+    "routes_notifications",
+    "routes_preferences",
+    "routes_webhooks",
     "routes_processes",
     "routes_ops",
 )

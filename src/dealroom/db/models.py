@@ -10,7 +10,7 @@ moves); per-deal sequence numbers are unique.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -31,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -258,6 +259,8 @@ class Notification(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When it was first pushed to an open stream of its user (the digest skips those).
+    seen_live_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Order(Base):
@@ -340,3 +343,112 @@ class AppSecret(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
+
+
+# --- email, digests and webhooks (the notifications issue) --------------------------------
+
+
+class UserPreference(Base):
+    """How a user wants to hear about their deals. No row: the defaults (immediate email,
+    digest hour 8, the user's own timezone)."""
+
+    __tablename__ = "user_preferences"
+    __table_args__ = (Index("ix_user_preferences_digest_due", "email", "next_digest_at"),)
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(16), default="immediate")  # immediate|digest|off
+    digest_hour: Mapped[int] = mapped_column(Integer, default=8)
+    timezone: Mapped[str] = mapped_column(String(64))
+    #: Notifications from this instant on go into digests (set on switching to `digest`).
+    digest_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the next digest is due (UTC); the worker claims rows where it has passed.
+    next_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EmailOutbox(Base):
+    """An email to send: one per immediate notification, or one digest per user and day.
+
+    The worker claims due rows with `FOR UPDATE SKIP LOCKED`, renders and sends them, and
+    marks them sent in the same transaction; a failure is retried with backoff."""
+
+    __tablename__ = "email_outbox"
+    __table_args__ = (
+        Index("ix_email_outbox_due", "status", "next_attempt_at"),
+        UniqueConstraint("notification_id", name="uq_email_outbox_notification_id"),
+        UniqueConstraint("user_id", "digest_date", name="uq_email_outbox_user_digest_date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # notification | digest
+    notification_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id"))
+    deal_id: Mapped[str | None] = mapped_column(String(36))
+    #: The deal's last event when the notification was recorded: the move it tells of.
+    event_seq: Mapped[int | None] = mapped_column(Integer)
+    #: The user's local date of a digest: at most one digest per user and day.
+    digest_date: Mapped[date | None] = mapped_column(Date)
+    #: pending | sent | failed | skipped (nothing left to send: the user or deal is gone)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    message_id: Mapped[str] = mapped_column(String(200))
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(400))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    notification: Mapped[Notification | None] = relationship(lazy="raise")
+
+
+class DigestItem(Base):
+    """A notification rolled into a digest; the key makes that happen at most once."""
+
+    __tablename__ = "digest_items"
+    __table_args__ = (Index("ix_digest_items_email", "email_id"),)
+
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), primary_key=True)
+    email_id: Mapped[int] = mapped_column(ForeignKey("email_outbox.id"))
+    deal_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class Webhook(Base):
+    """An integrator's endpoint: signed deliveries of the events its filter names."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    #: The last global feed position fanned out into deliveries for this endpoint.
+    feed_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookDelivery(Base):
+    """One event to one endpoint, with every attempt in `history`."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "feed_seq", name="uq_webhook_deliveries_webhook_feed_seq"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id"))
+    deal_id: Mapped[str] = mapped_column(String(36))
+    feed_seq: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(64))
+    #: pending | delivered | failed | cancelled (the endpoint was deleted)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -56,6 +56,12 @@ def event_hash(prev_hash: str, e: Event) -> str:
     return hashlib.sha256((prev_hash + canonical(hashed_fields(e))).encode()).hexdigest()
 
 
+def lock_feed(session: Session) -> None:
+    """Hold the feed lock until commit (PostgreSQL; SQLite's write lock already does)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK})
+
+
 def next_feed_seq(session: Session) -> int:
     """The next global feed position, in commit order.
 
@@ -64,8 +70,7 @@ def next_feed_seq(session: Session) -> int:
     "after N" never misses an event that got a smaller number but committed after it. On
     SQLite the write lock taken by BEGIN IMMEDIATE gives the same guarantee.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK})
+    lock_feed(session)
     current = session.execute(select(func.coalesce(func.max(Event.feed_seq), 0))).scalar_one()
     return int(current) + 1
 

@@ -595,6 +595,12 @@ def post_message(uow: UnitOfWork, user: m.User, *, deal_id: str, body: str) -> m
     )  # fmt: skip
     deal.updated_at = uow.now
     uow.outbox.append(OutboxItem("event", deal.id, audit.event_json(e)))
+    # Offer reference: "Offer Message: notify about new communications" — the other party
+    # (both, when an operator writes).
+    others = [r for r in ("buyer", "seller") if r != role]
+    notifications.record(
+        uow, deal, "message-posted", "message-posted", others, {"message_id": msg.id}
+    )
     return msg
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from dealroom.db import models as m
+from dealroom.notify import email
 from dealroom.outbox import OutboxItem
+from dealroom.services import audit
 from dealroom.services.uow import UnitOfWork
 
 
@@ -41,6 +43,7 @@ def record(
         uow.outbox.append(
             OutboxItem("notification", deal.id, {"user_id": user_id, "name": name, **n.payload})
         )
+    email.enqueue(uow, deal, items)  # immediate email for those who want it (notify/email.py)
     return items
 
 
@@ -52,6 +55,8 @@ def record_reminder(uow: UnitOfWork, deal: m.Deal, timer: m.Timer) -> list[m.Not
     spec = next((n for n in process.notifications if n.name == timer.name), None)
     if spec is None:
         return []
+    # Bell items are streamed in commit order like events: hold the feed lock to commit.
+    audit.lock_feed(uow.session)
     roles = [r for r in spec.to if r != "other-party"] or ["buyer", "seller"]
     return record(
         uow,

@@ -1,0 +1,257 @@
+"""The morning digest: one email a day with what happened quietly on the user's deals.
+
+A user who chose `digest` gets, at their digest hour in their own timezone, a summary
+grouped per deal ("12 updates on DEAL-2026-0042: 3 counter-offers, 9 messages; latest
+47.00 SAR") instead of one email per move.
+
+When: `user_preferences.next_digest_at` holds the next instant the user's local clock
+reads the digest hour (UTC, recomputed with zoneinfo, so DST moves it). The worker claims
+due rows with `FOR UPDATE SKIP LOCKED`, composes the digest and sets the next instant
+after now in the same transaction: a worker that was down for three days sends one
+digest, not three. `email_outbox` is unique per user and local date, so there is never
+a second digest on one day, not even after the user moves their digest hour.
+
+What: bell items not read, not seen live (`notifications.seen_live_at`, stamped when an
+open stream pushed them), not already emailed, and in no earlier digest (`digest_items` is
+keyed by the notification). Reminders that are push-only (email.BELL_ONLY) stay on the
+bell. A day with nothing quiet sends nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from dealroom.config import Config
+from dealroom.db import models as m
+from dealroom.db.session import Database
+from dealroom.notify.email import (
+    BELL_ONLY,
+    deal_view,
+    listing_view,
+    money,
+    new_message_id,
+    party,
+    zone,
+)
+
+#: At most this many bell items go into one digest (the rest wait for the next one).
+MAX_ITEMS = 2000
+
+#: (keywords, singular, plural): a notification counts under the first category with a
+#: keyword in its name; any move whose transition is a counter counts as a counter-offer.
+CATEGORIES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("counter",), "counter-offer", "counter-offers"),
+    (("message",), "message", "messages"),
+    (("remind",), "reminder", "reminders"),
+    (("accept",), "acceptance", "acceptances"),
+    (("reject", "declin"), "rejection", "rejections"),
+    (("withdraw",), "withdrawal", "withdrawals"),
+    (("expir", "timeout", "cancel"), "expiry or cancellation", "expiries and cancellations"),
+    (("rfq", "quote-request"), "request", "requests"),
+    (("quote", "offer"), "offer", "offers"),
+    (("deliver", "change"), "delivery update", "delivery updates"),
+    (("review",), "review", "reviews"),
+)
+OTHER = ("other update", "other updates")
+
+
+# --- when ---------------------------------------------------------------------------------
+
+
+def _at(day: date, hour: int, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=tz).astimezone(UTC)
+
+
+def next_slot(after: datetime, tz: ZoneInfo, hour: int) -> datetime:
+    """The first instant strictly after `after` at which the local clock reads hour:00."""
+    day = after.astimezone(tz).date()
+    for offset in range(3):
+        slot = _at(day + timedelta(days=offset), hour, tz)
+        if slot > after:
+            return slot
+    raise AssertionError("unreachable: a local hour comes round within two days")
+
+
+def last_slot(at: datetime, tz: ZoneInfo, hour: int) -> tuple[datetime, date]:
+    """The latest instant at or before `at` at which the local clock read hour:00, and
+    that local date (the digest's day)."""
+    day = at.astimezone(tz).date()
+    for offset in range(3):
+        d = day - timedelta(days=offset)
+        slot = _at(d, hour, tz)
+        if slot <= at:
+            return slot, d
+    raise AssertionError("unreachable: a local hour came round within two days")
+
+
+# --- composing ----------------------------------------------------------------------------
+
+
+def quiet_items(session: Session, pref: m.UserPreference, now: datetime) -> list[m.Notification]:
+    """What the digest should tell: unread, not seen live, never emailed, in no digest."""
+    n = m.Notification
+    stmt = select(n).where(
+        n.user_id == pref.user_id,
+        n.read_at.is_(None),
+        n.seen_live_at.is_(None),
+        n.created_at <= now,
+        n.name.not_in(BELL_ONLY),
+        ~exists().where(m.DigestItem.notification_id == n.id),
+        ~exists().where(m.EmailOutbox.notification_id == n.id),
+    )
+    if pref.digest_from is not None:
+        stmt = stmt.where(n.created_at >= pref.digest_from)
+    return list(session.scalars(stmt.order_by(n.created_at, n.id).limit(MAX_ITEMS)))
+
+
+def _claim(session: Session, now: datetime) -> m.UserPreference | None:
+    stmt = (
+        select(m.UserPreference)
+        .where(m.UserPreference.email == "digest", m.UserPreference.next_digest_at <= now)
+        .order_by(m.UserPreference.next_digest_at, m.UserPreference.user_id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def compose_one(db: Database, config: Config, now: datetime) -> str:
+    """Claim one user whose digest is due and queue it. Returns 'queued', 'empty' or 'none'."""
+    with db.transaction() as session:
+        pref = _claim(session, now)
+        if pref is None:
+            return "none"
+        tz = zone(pref.timezone)
+        _, day = last_slot(now, tz, pref.digest_hour)
+        pref.next_digest_at = next_slot(now, tz, pref.digest_hour)
+        already = session.scalar(
+            select(m.EmailOutbox.id).where(
+                m.EmailOutbox.user_id == pref.user_id, m.EmailOutbox.digest_date == day
+            )
+        )
+        items = [] if already is not None else quiet_items(session, pref, now)
+        if not items:
+            return "empty"
+        email = m.EmailOutbox(
+            user_id=pref.user_id,
+            kind="digest",
+            digest_date=day,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            message_id=new_message_id(config),
+            created_at=now,
+        )
+        session.add(email)
+        session.flush()
+        session.add_all(
+            m.DigestItem(notification_id=n.id, email_id=email.id, deal_id=n.deal_id) for n in items
+        )
+        return "queued"
+
+
+def compose_due(db: Database, config: Config, now: datetime) -> int:
+    """Queue every digest due at `now`; the email pass sends them."""
+    with db.session(write=False) as s:  # most passes find nothing: no write lock for that
+        due = s.scalar(
+            select(m.UserPreference.user_id)
+            .where(m.UserPreference.email == "digest", m.UserPreference.next_digest_at <= now)
+            .limit(1)
+        )
+    if due is None:
+        return 0
+    queued = 0
+    while (outcome := compose_one(db, config, now)) != "none":
+        queued += outcome == "queued"
+    return queued
+
+
+# --- what the digest says -----------------------------------------------------------------
+
+
+def category(n: m.Notification) -> tuple[str, str]:
+    if "counter" in str((n.payload or {}).get("transition") or ""):
+        return CATEGORIES[0][1], CATEGORIES[0][2]
+    for keywords, one, many in CATEGORIES:
+        if any(k in n.name for k in keywords):
+            return one, many
+    return OTHER
+
+
+def summarize(items: list[m.Notification]) -> str:
+    """'3 counter-offers, 9 messages', in the order of CATEGORIES."""
+    counts = Counter(category(n) for n in items)
+    order = [(one, many) for _, one, many in CATEGORIES] + [OTHER]
+    parts = [f"{counts[c]} {c[0] if counts[c] == 1 else c[1]}" for c in order if counts[c]]
+    return ", ".join(parts)
+
+
+def _latest_price(session: Session, deal_id: str, at: datetime) -> str | None:
+    q = session.scalar(
+        select(m.QuoteVersion)
+        .where(m.QuoteVersion.deal_id == deal_id, m.QuoteVersion.created_at <= at)
+        .order_by(m.QuoteVersion.number.desc())
+        .limit(1)
+    )
+    return None if q is None else money(q.unit_price, q.currency)
+
+
+def digest_context(
+    session: Session, config: Config, row: m.EmailOutbox, user: m.User, tz: ZoneInfo
+) -> tuple[str, dict[str, Any]] | None:
+    items = list(
+        session.scalars(
+            select(m.Notification)
+            .join(m.DigestItem, m.DigestItem.notification_id == m.Notification.id)
+            .where(m.DigestItem.email_id == row.id)
+            .order_by(m.Notification.created_at, m.Notification.id)
+        )
+    )
+    by_deal: dict[str | None, list[m.Notification]] = {}
+    for n in items:
+        by_deal.setdefault(n.deal_id, []).append(n)
+    deals: list[dict[str, Any]] = []
+    for deal_id, group in by_deal.items():
+        deal = session.get(m.Deal, deal_id) if deal_id else None
+        if deal is None:
+            continue
+        latest = _latest_price(session, deal.id, row.created_at)
+        count = len(group)
+        summary = f"{count} update{'' if count == 1 else 's'} on {deal.ref}: {summarize(group)}"
+        if latest:
+            summary += f"; latest {latest}"
+        other_id = deal.seller_id if user.id == deal.buyer_id else deal.buyer_id
+        deals.append(
+            {
+                "deal": deal_view(config, deal),
+                "listing": listing_view(deal),
+                "other": party(session.get(m.User, other_id)),
+                "count": count,
+                "breakdown": summarize(group),
+                "latest": latest,
+                "summary": summary,
+                "last_at": group[-1].created_at,
+            }
+        )
+    if not deals:
+        return None
+    deals.sort(key=lambda d: d["last_at"], reverse=True)
+    total = sum(d["count"] for d in deals)
+    day = row.digest_date or row.created_at.astimezone(tz).date()
+    context = {
+        "recipient": party(user),
+        "deals": deals,
+        "total": total,
+        "day": f"{day.day} {day:%B %Y}",
+        "headline": deals[0]["summary"]
+        if len(deals) == 1
+        else f"{total} updates on {len(deals)} deals",
+        "base_url": config.base_url.rstrip("/"),
+    }
+    return "_digest", context

@@ -1,0 +1,311 @@
+"""Webhooks: signed POSTs of committed events to integrators' endpoints.
+
+How deliveries are made. Each endpoint keeps a cursor into the global event feed
+(`events.feed_seq`, numbered in commit order, see services/audit.py and ADR 0003). The
+worker's fan-out step locks one endpoint (`FOR UPDATE SKIP LOCKED`), reads the events
+after its cursor, inserts a `webhook_deliveries` row for each that its filter matches and
+moves the cursor, all in one transaction. Reading the feed rather than hooking the deal
+service keeps every writer of events (moves, messages, timers, whatever comes next)
+covered without touching it, adds nothing to the request path while the feed lock is
+held, and the unique (webhook, feed_seq) key makes a second delivery of one event to one
+endpoint impossible. Because the feed never skips a number that commits late, resuming
+after the cursor loses nothing. A new endpoint starts at the head of the feed: it gets
+what happens after it was created, not the history (that is what `GET /v1/events` is for).
+
+Then each due delivery is claimed with `FOR UPDATE SKIP LOCKED`, POSTed with the row
+locked (httpx, 10 s timeout, no redirects) and marked in the same transaction: delivered
+on a 2xx, else retried with exponential backoff (30 s doubling, at most 3 h apart) for a
+day from the first attempt, then `failed`. Every attempt is kept in `history` for the
+delivery log.
+
+The body is the event as API.md shapes it (the same JSON as `GET /v1/events`), and
+`Dealroom-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`
+signs it; docs/webhooks.md tells receivers how to check it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from dealroom import __version__
+from dealroom.db import models as m
+from dealroom.db.session import Database
+from dealroom.domain.errors import NotFound
+from dealroom.notify import retry_at
+from dealroom.services.audit import event_json, iso
+from dealroom.services.uow import UnitOfWork
+
+log = logging.getLogger("dealroom.webhooks")
+
+SECRET_PREFIX = "whsec_"
+TIMEOUT = 10.0
+RETRY_BASE = timedelta(seconds=30)
+RETRY_CAP = timedelta(hours=3)
+FAN_OUT_BATCH = 500
+SIGNATURE_HEADER = "Dealroom-Signature"
+
+
+# --- signing ------------------------------------------------------------------------------
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The `Dealroom-Signature` header value for `body` sent at `timestamp`."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def body_of(e: m.Event) -> bytes:
+    return json.dumps(event_json(e), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def matches(filters: list[str], event_type: str) -> bool:
+    return "*" in filters or event_type in filters
+
+
+# --- use cases (routes_webhooks.py) -------------------------------------------------------
+
+
+def create(uow: UnitOfWork, user: m.User, *, url: str, events: list[str]) -> m.Webhook:
+    """Register an endpoint; it receives events committed from now on."""
+    head = uow.session.scalar(select(func.coalesce(func.max(m.Event.feed_seq), 0)))
+    hook = m.Webhook(
+        url=url,
+        events=list(dict.fromkeys(events)),
+        secret=SECRET_PREFIX + secrets.token_urlsafe(32),
+        created_by=user.id,
+        feed_cursor=int(head or 0),
+        created_at=uow.now,
+    )
+    uow.session.add(hook)
+    uow.session.flush()
+    return hook
+
+
+def listed(session: Session) -> list[m.Webhook]:
+    stmt = select(m.Webhook).where(m.Webhook.deleted_at.is_(None)).order_by(m.Webhook.created_at)
+    return list(session.scalars(stmt))
+
+
+def get(session: Session, webhook_id: str, *, lock: bool = False) -> m.Webhook:
+    stmt = select(m.Webhook).where(m.Webhook.id == webhook_id, m.Webhook.deleted_at.is_(None))
+    hook = (
+        session.scalar(stmt.with_for_update() if lock else stmt) if len(webhook_id) <= 36 else None
+    )
+    if hook is None:
+        raise NotFound("There is no such webhook.", rule="WEBHOOK", webhook_id=webhook_id)
+    return hook
+
+
+def delete(uow: UnitOfWork, webhook_id: str) -> None:
+    """Stop deliveries; the endpoint and its log stay on record, out of the API. Deleting
+    twice is not an error."""
+    hook = (
+        uow.session.get(m.Webhook, webhook_id, with_for_update=True)
+        if len(webhook_id) <= 36
+        else None
+    )
+    if hook is None:
+        raise NotFound("There is no such webhook.", rule="WEBHOOK", webhook_id=webhook_id)
+    if hook.deleted_at is not None:
+        return
+    hook.deleted_at = uow.now
+    uow.session.execute(
+        update(m.WebhookDelivery)
+        .where(m.WebhookDelivery.webhook_id == hook.id, m.WebhookDelivery.status == "pending")
+        .values(status="cancelled")
+    )
+
+
+def deliveries(
+    session: Session,
+    webhook_id: str,
+    *,
+    limit: int,
+    before: int | None = None,
+    status: str | None = None,
+) -> list[m.WebhookDelivery]:
+    """The delivery log, newest event first."""
+    hook = get(session, webhook_id)
+    stmt = select(m.WebhookDelivery).where(m.WebhookDelivery.webhook_id == hook.id)
+    if before is not None:
+        stmt = stmt.where(m.WebhookDelivery.feed_seq < before)
+    if status is not None:
+        stmt = stmt.where(m.WebhookDelivery.status == status)
+    return list(session.scalars(stmt.order_by(m.WebhookDelivery.feed_seq.desc()).limit(limit)))
+
+
+# --- fan-out (worker) ---------------------------------------------------------------------
+
+
+def _fan_out_one(db: Database, webhook_id: str, now: datetime) -> tuple[int, bool]:
+    """Turn one batch of new events into deliveries for one endpoint. Returns how many
+    deliveries were made and whether more events may follow."""
+    with db.transaction() as s:
+        hook = s.execute(
+            select(m.Webhook)
+            .where(m.Webhook.id == webhook_id, m.Webhook.deleted_at.is_(None))
+            .with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
+        if hook is None:
+            return 0, False  # gone, or another worker is on it
+        rows = s.execute(
+            select(m.Event.feed_seq, m.Event.type, m.Event.deal_id)
+            .where(m.Event.feed_seq > hook.feed_cursor)
+            .order_by(m.Event.feed_seq)
+            .limit(FAN_OUT_BATCH)
+        ).all()
+        if not rows:
+            return 0, False
+        made = 0
+        for feed_seq, event_type, deal_id in rows:
+            if matches(hook.events, event_type):
+                s.add(
+                    m.WebhookDelivery(
+                        webhook_id=hook.id, deal_id=deal_id, feed_seq=feed_seq,
+                        event_type=event_type, status="pending", attempts=0,
+                        next_attempt_at=now, history=[], created_at=now,
+                    )
+                )  # fmt: skip
+                made += 1
+        hook.feed_cursor = rows[-1].feed_seq
+        return made, len(rows) == FAN_OUT_BATCH
+
+
+def fan_out(db: Database, now: datetime) -> int:
+    """Make deliveries for every endpoint from the events committed since its cursor."""
+    with db.session(write=False) as s:
+        head = s.scalar(select(func.coalesce(func.max(m.Event.feed_seq), 0)))
+        ids = list(
+            s.scalars(
+                select(m.Webhook.id).where(
+                    m.Webhook.deleted_at.is_(None), m.Webhook.feed_cursor < head
+                )
+            )
+        )
+    made = 0
+    for webhook_id in ids:
+        more = True
+        while more:
+            n, more = _fan_out_one(db, webhook_id, now)
+            made += n
+    return made
+
+
+# --- delivering (worker) ------------------------------------------------------------------
+
+
+@dataclass
+class WebhookPass:
+    created: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+def _claim(session: Session, now: datetime) -> m.WebhookDelivery | None:
+    stmt = (
+        select(m.WebhookDelivery)
+        .where(m.WebhookDelivery.status == "pending", m.WebhookDelivery.next_attempt_at <= now)
+        .order_by(m.WebhookDelivery.next_attempt_at, m.WebhookDelivery.feed_seq)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def deliver_one(db: Database, now: datetime, client: httpx.Client) -> str:
+    """Claim, POST and mark one due delivery in one transaction. Returns 'delivered',
+    'retrying', 'failed', 'cancelled' or 'none'."""
+    session = db.session(write=True)
+    try:
+        d = _claim(session, now)
+        if d is None:
+            session.rollback()
+            return "none"
+        hook = session.get(m.Webhook, d.webhook_id)
+        event = session.scalar(select(m.Event).where(m.Event.feed_seq == d.feed_seq))
+        if hook is None or hook.deleted_at is not None or event is None:
+            d.status = "cancelled"
+            session.commit()
+            return "cancelled"
+        body = body_of(event)
+        stamp = int(now.timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"dealroom-webhooks/{__version__}",
+            SIGNATURE_HEADER: sign(hook.secret, stamp, body),
+            "Dealroom-Event": event.type,
+            "Dealroom-Delivery": d.id,
+        }
+        d.attempts += 1
+        started = time.monotonic()
+        code: int | None = None
+        error: str | None = None
+        try:
+            with client.stream("POST", hook.url, content=body, headers=headers) as response:
+                code = response.status_code
+            if not 200 <= code < 300:
+                error = f"HTTP {code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+        attempt = {
+            "attempt": d.attempts,
+            "at": iso(now),
+            "status_code": code,
+            "error": error,
+            "duration_ms": int((time.monotonic() - started) * 1000),
+        }
+        d.history = [*(d.history or []), attempt]
+        d.last_status_code, d.last_error = code, error
+        if error is None:
+            d.status, d.delivered_at = "delivered", now
+            outcome = "delivered"
+        else:
+            again = retry_at(attempts=d.attempts, first_tried=d.created_at, now=now,
+                             base=RETRY_BASE, cap=RETRY_CAP)  # fmt: skip
+            if again is None:
+                d.status, outcome = "failed", "failed"
+                log.warning("webhook delivery %s to %s failed for good: %s", d.id, hook.url, error)
+            else:
+                d.next_attempt_at, outcome = again, "retrying"
+        session.commit()
+        return outcome
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def run(db: Database, now: datetime, *, client: httpx.Client | None = None) -> WebhookPass:
+    """Fan out new events, then deliver everything due at `now`."""
+    result = WebhookPass(created=fan_out(db, now))
+    with db.session(write=False) as s:
+        due = s.scalar(
+            select(m.WebhookDelivery.id)
+            .where(m.WebhookDelivery.status == "pending", m.WebhookDelivery.next_attempt_at <= now)
+            .limit(1)
+        )
+    if due is None:
+        return result  # the common case: no HTTP client to build
+    own = client is None
+    client = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+    try:
+        while (outcome := deliver_one(db, now, client)) != "none":
+            if outcome != "cancelled":
+                setattr(result, outcome, getattr(result, outcome) + 1)
+    finally:
+        if own:
+            client.close()
+    return result

@@ -1,0 +1,487 @@
+"""Email from the outbox: rendered from Jinja2 templates, sent by the worker through a real
+SMTP server (aiosmtpd on 127.0.0.1), retried when the server is down, never sent twice."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import func, select
+
+from dbsupport import PG_URL
+from dealroom.clock import TestClock
+from dealroom.config import Config
+from dealroom.db import models as m
+from dealroom.db.session import Database
+from dealroom.domain.engine import Payload
+from dealroom.domain.loader import load_file
+from dealroom.notify import email
+from dealroom.services import deals
+from dealroom.services.uow import UnitOfWork
+from dealroom.worker import run_once
+from people import TEST_SECRET, add_user
+
+BASE_URL = "https://deals.example.test"
+PROCESS_DIR = Path(deals.__file__).parent.parent / "processes"
+
+
+# --- a real SMTP server -------------------------------------------------------------------
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message; it refuses the addresses in `refuse`."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.refuse: set[str] = set()
+        self._lock = threading.Lock()
+
+    async def handle_RCPT(  # noqa: N802  (aiosmtpd's hook names)
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        msg = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(msg, EmailMessage)
+        with self._lock:
+            self.messages.append(msg)
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self._lock:
+            return [msg for msg in self.messages if address in str(msg["To"])]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SmtpServer:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.inbox = Inbox()
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        self._controller = Controller(
+            self.inbox, hostname="127.0.0.1", port=self.port, ready_timeout=5
+        )
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+
+def running_smtp() -> Iterator[SmtpServer]:
+    """The body of an `smtp` fixture (each test module declares its own)."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    yield from running_smtp()
+
+
+def mail_config(smtp_url: str | None = None, **extra: Any) -> Config:
+    return Config(
+        database_url="unused", secret_key=TEST_SECRET, smtp_url=smtp_url, base_url=BASE_URL, **extra
+    )
+
+
+# --- deals made through the services, as the API makes them -------------------------------
+
+
+def in_tx(db: Database, clock: TestClock, fn: Callable[[UnitOfWork], Any]) -> Any:
+    with db.transaction() as s:
+        return fn(UnitOfWork(session=s, now=clock.now(), config=mail_config()))
+
+
+def make_parties(db: Database, clock: TestClock) -> tuple[m.User, m.User, str]:
+    """A buyer, a seller and the seller's rfq listing."""
+    buyer = add_user(db, clock.now(), "amal@acme.test", name="Amal Buyer", organization="Acme Corp")
+    seller = add_user(
+        db, clock.now(), "sami@parts.test", name="Sami Seller", organization="Parts Inc"
+    )
+    with db.transaction() as s:
+        listing = m.Listing(
+            owner_id=seller.id, title="Industrial bearings <6204-2RS>", currency="SAR",
+            unit_price=Decimal("50.00"), quantity=1000, process="rfq",
+            created_at=clock.now(), updated_at=clock.now(),
+        )  # fmt: skip
+        s.add(listing)
+        s.flush()
+        return s.get(m.User, buyer.id), s.get(m.User, seller.id), listing.id  # type: ignore[return-value]
+
+
+@pytest.fixture
+def parties(db: Database, clock: TestClock) -> tuple[m.User, m.User, str]:
+    return make_parties(db, clock)
+
+
+def request_quote(db: Database, clock: TestClock, buyer: m.User, listing: str) -> str:
+    result = in_tx(
+        db, clock,
+        lambda uow: deals.open_deal(uow, buyer, listing_id=listing, transition="request-quote",
+                                    payload=Payload(terms={"quantity": 1000}, message="Need them for Q2")),
+    )  # fmt: skip
+    return str(result.deal.id)
+
+
+def move(
+    db: Database, clock: TestClock, user: m.User, deal_id: str, name: str, **payload: Any
+) -> None:
+    def go(uow: UnitOfWork) -> None:
+        deal = uow.session.get(m.Deal, deal_id)
+        assert deal is not None
+        deals.fire_transition(uow, user, deal_id=deal_id, name=name,
+                              expected_version=deal.version, payload=Payload(**payload))  # fmt: skip
+
+    in_tx(db, clock, go)
+
+
+def outbox(db: Database) -> list[m.EmailOutbox]:
+    with db.session(write=False) as s:
+        return list(s.scalars(select(m.EmailOutbox).order_by(m.EmailOutbox.id)))
+
+
+def body(msg: EmailMessage, subtype: str) -> str:
+    part = msg.get_body(preferencelist=(subtype,))
+    assert part is not None, f"no text/{subtype} part"
+    return str(part.get_content())
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+def test_every_notification_of_the_built_in_processes_has_a_text_and_an_html_template() -> None:
+    missing = []
+    for name in ("rfq", "market", "offer", "negotiation"):
+        process = load_file(PROCESS_DIR / f"{name}.toml")
+        missing += [
+            f"{name}: {n.template}"
+            for n in process.notifications
+            if n.template not in email.template_names()
+        ]
+    assert missing == []
+    assert email.template_for("some-imported-template") == email.GENERIC
+
+
+def sample_context(title: str) -> dict[str, Any]:
+    person = {"id": "u1", "name": "Amal", "organization": "Acme", "display": "Amal (Acme)"}
+    quote = {"number": 2, "by": "buyer", "price": "45.00 SAR", "quantity": "1,000", "total": "45,000.00 SAR",
+             "currency": "SAR", "lead_time_days": 7, "valid_until": "3 Feb 2026, 12:00 (Asia/Riyadh)",
+             "change": "-10.00%", "message": "Volume discount", "status": "pending"}  # fmt: skip
+    return {
+        "notification": "x", "headline": "Something happened", "transition": "counter",
+        "recipient": {**person, "role": "seller"}, "other": person, "buyer": person, "seller": person,
+        "who": "Amal", "actor": "buyer",
+        "deal": {"id": "d1", "ref": "DEAL-2026-0042", "state": "quote pending", "process": "rfq", "url": f"{BASE_URL}/deals/d1"},
+        "listing": {"title": title, "currency": "SAR", "unit_price": "50.00 SAR"},
+        "quote": quote, "previous": quote, "order": {"ref": "ORD-2026-0089", "total": "45,000.00 SAR"},
+        "message": "Can you do <b>45</b>?", "reason": None, "request": {"quantity": 1000},
+        "reminder_due": "2 Feb 2026, 09:00 (UTC)", "base_url": BASE_URL,
+    }  # fmt: skip
+
+
+def test_every_template_renders_and_html_is_escaped_while_text_is_not() -> None:
+    title = 'Bearings <script>alert("x")</script>'
+    for name in sorted(email.template_names() - {"_digest", "_plain", "_base"}):
+        r = email.render(name, sample_context(title), to="seller@example.test")
+        assert r.subject.startswith("[DEAL-2026-0042]"), name
+        assert "\n" not in r.subject
+        assert f"{BASE_URL}/deals/d1" in r.text, name
+        assert f'href="{BASE_URL}/deals/d1"' in r.html, name
+        assert "<script>" not in r.html, name
+        assert "&lt;script&gt;" in r.html, name
+        assert title in r.text, name
+        assert "<b>45</b>" not in r.html, name
+        assert "<b>45</b>" in r.text, name
+
+
+# --- immediate email ----------------------------------------------------------------------
+
+
+def test_a_counter_offer_mails_the_seller_at_once_with_parties_ref_amounts_and_link(
+    db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], smtp: SmtpServer
+) -> None:
+    buyer, seller, listing = parties
+    deal_id = request_quote(db, clock, buyer, listing)
+    move(
+        db, clock, seller, deal_id, "send-quote", terms={"unit_price": "50.00", "lead_time_days": 7}
+    )
+    clock.advance(hours=1)
+    move(
+        db,
+        clock,
+        buyer,
+        deal_id,
+        "counter",
+        terms={"unit_price": "45.00"},
+        message="Volume discount",
+    )
+
+    result = run_once(db, mail_config(smtp.url), clock.now())
+
+    assert result.emails_sent == 3  # request -> seller, quote -> buyer, counter -> seller
+    with db.session(write=False) as s:
+        deal = s.get(m.Deal, deal_id)
+        assert deal is not None
+        ref = deal.ref
+    to_seller = smtp.inbox.to("sami@parts.test")
+    assert [msg["Subject"] for msg in to_seller] == [
+        f"[{ref}] New request for quote: Industrial bearings <6204-2RS>",
+        f"[{ref}] Counter-offer from Amal Buyer: 45.00 SAR",
+    ]
+    assert "Terms, version" not in body(to_seller[0], "plain")  # a request is not a quote
+    counter = to_seller[1]
+    assert counter["From"] == "dealroom <no-reply@dealroom.localhost>"
+    assert counter["To"] == "Sami Seller <sami@parts.test>"
+    assert counter["X-Dealroom-Deal"] == ref
+    text = body(counter, "plain")
+    for expected in (
+        "Hello Sami Seller,",
+        "Amal Buyer made a counter-offer on “Industrial bearings <6204-2RS>”: 45.00 SAR per unit for 1,000 units (45,000.00 SAR), -10.00% on the previous price.",
+        "“Volume discount”",
+        f"{ref} · Industrial bearings <6204-2RS>",
+        "Buyer:  Amal Buyer (Acme Corp)",
+        "Seller: Sami Seller (Parts Inc)",
+        "Terms, version 2 (by the buyer): 45.00 SAR per unit × 1,000 = 45,000.00 SAR",
+        "Before: 50.00 SAR per unit × 1,000 = 50,000.00 SAR (version 1)",
+        f"Open the deal room: {BASE_URL}/deals/{deal_id}",
+    ):
+        assert expected in text, expected
+    html = body(counter, "html")
+    assert f'href="{BASE_URL}/deals/{deal_id}"' in html
+    assert "Industrial bearings &lt;6204-2RS&gt;" in html
+    assert "<6204-2RS>" not in html
+    assert "45,000.00 SAR" in html
+
+    quote_mail = smtp.inbox.to("amal@acme.test")
+    assert [msg["Subject"] for msg in quote_mail] == [f"[{ref}] Quote received: 50.00 SAR per unit"]
+    assert "Sami Seller sent a quote" in body(quote_mail[0], "plain")
+
+    rows = outbox(db)
+    assert {r.status for r in rows} == {"sent"}
+    assert sorted(r.message_id for r in rows) == sorted(
+        str(msg["Message-ID"]) for msg in smtp.inbox.messages
+    )
+    assert run_once(db, mail_config(smtp.url), clock.now() + timedelta(hours=1)).emails_sent == 0
+    assert len(smtp.inbox.messages) == 3
+
+
+def test_an_smtp_outage_is_retried_later_and_the_mail_then_goes_once(
+    db: Database, clock: TestClock, parties: tuple[m.User, m.User, str]
+) -> None:
+    buyer, _seller, listing = parties
+    request_quote(db, clock, buyer, listing)
+    server = SmtpServer()  # not started: connections are refused
+    config = mail_config(server.url)
+
+    down = run_once(db, config, clock.now())
+    assert (down.emails_sent, down.emails_retrying) == (0, 1)
+    [row] = outbox(db)
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.next_attempt_at == clock.now() + email.RETRY_BASE
+    assert row.last_error
+    assert "TransportDown" in row.last_error
+
+    server.start()
+    try:
+        assert run_once(db, config, clock.now() + timedelta(seconds=59)).emails_sent == 0
+        assert server.inbox.messages == []
+        assert run_once(db, config, clock.now() + timedelta(seconds=60)).emails_sent == 1
+        assert run_once(db, config, clock.now() + timedelta(hours=2)).emails_sent == 0
+        assert len(server.inbox.messages) == 1
+        [row] = outbox(db)
+        assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
+        assert row.sent_at == clock.now() + timedelta(seconds=60)
+    finally:
+        server.stop()
+
+
+def test_a_mailbox_the_server_refuses_fails_at_once_without_retrying(
+    db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], smtp: SmtpServer
+) -> None:
+    buyer, _seller, listing = parties
+    smtp.inbox.refuse.add("sami@parts.test")
+    request_quote(db, clock, buyer, listing)
+    result = run_once(db, mail_config(smtp.url), clock.now())
+    assert (result.emails_sent, result.emails_failed) == (0, 1)
+    [row] = outbox(db)
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.last_error
+    assert "550" in row.last_error
+
+
+def test_retries_stop_after_a_day(
+    db: Database, clock: TestClock, parties: tuple[m.User, m.User, str]
+) -> None:
+    buyer, _seller, listing = parties
+    request_quote(db, clock, buyer, listing)
+    config = mail_config(SmtpServer().url)  # never started
+    when = clock.now()
+    for _ in range(60):
+        run_once(db, config, when)
+        [row] = outbox(db)
+        if row.status != "pending":
+            break
+        when = row.next_attempt_at
+    assert row.status == "failed"
+    assert when == clock.now() + timedelta(days=1)  # the last attempt falls at the end of the day
+    assert 20 <= row.attempts <= 40
+
+
+def test_two_workers_never_send_one_email_twice(
+    db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], smtp: SmtpServer
+) -> None:
+    buyer, _seller, listing = parties
+    count = 24
+    for _ in range(count):
+        request_quote(db, clock, buyer, listing)
+    config = mail_config(smtp.url)
+    sent: list[int] = []
+
+    if PG_URL:  # two workers at once: SKIP LOCKED shares the outbox between them
+        barrier = threading.Barrier(2)
+
+        def work() -> None:
+            barrier.wait(timeout=10)
+            sent.append(run_once(db, config, clock.now()).emails_sent)
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in threads)
+    else:  # SQLite has one writer at a time: the second worker finds nothing left
+        sent += [run_once(db, config, clock.now()).emails_sent for _ in range(2)]
+
+    assert sum(sent) == count
+    ids = [str(msg["Message-ID"]) for msg in smtp.inbox.messages]
+    assert len(ids) == count
+    assert len(set(ids)) == count
+    with db.session(write=False) as s:
+        assert s.scalar(select(func.count()).where(m.EmailOutbox.status == "sent")) == count
+
+
+def test_without_smtp_mail_lands_as_eml_files_in_the_mail_folder(
+    db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], tmp_path: Path
+) -> None:
+    buyer, _seller, listing = parties
+    request_quote(db, clock, buyer, listing)
+    config = mail_config(mail_dir=tmp_path / "mail")
+    assert email.mail_destination(config) == str((tmp_path / "mail").resolve())
+    assert run_once(db, config, clock.now()).emails_sent == 1
+    [path] = list((tmp_path / "mail").glob("*.eml"))
+    msg = message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    assert str(msg["Subject"]).endswith("New request for quote: Industrial bearings <6204-2RS>")
+    assert "Amal Buyer (Acme Corp) asks you for a quote" in body(msg, "plain")
+    assert body(msg, "html").startswith("<!DOCTYPE html>")
+
+
+def test_a_config_without_any_mail_transport_keeps_emails_queued(
+    db: Database, clock: TestClock, parties: tuple[m.User, m.User, str]
+) -> None:
+    buyer, _seller, listing = parties
+    request_quote(db, clock, buyer, listing)
+    assert email.mail_destination(mail_config()) is None
+    assert run_once(db, mail_config(), clock.now()).emails_sent == 0
+    assert [r.status for r in outbox(db)] == ["pending"]
+
+
+def test_market_offers_and_counters_are_told_apart(
+    db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], smtp: SmtpServer
+) -> None:
+    buyer, seller, _ = parties
+    with db.transaction() as s:
+        row = m.Listing(owner_id=seller.id, title="Pallet racking", currency="EUR",
+                        unit_price=Decimal("120.00"), quantity=40, process="market",
+                        created_at=clock.now(), updated_at=clock.now())  # fmt: skip
+        s.add(row)
+        s.flush()
+        listing = row.id
+    opened = in_tx(
+        db, clock,
+        lambda uow: deals.open_deal(uow, buyer, listing_id=listing, transition="make-offer",
+                                    payload=Payload(terms={"unit_price": "100.00", "quantity": 40})),
+    )  # fmt: skip
+    clock.advance(minutes=30)
+    move(
+        db,
+        clock,
+        seller,
+        opened.deal.id,
+        "counter",
+        terms={"unit_price": "110.00"},
+        message="Meet me halfway",
+    )
+    run_once(db, mail_config(smtp.url), clock.now())
+    ref = opened.deal.ref
+    [offer] = smtp.inbox.to("sami@parts.test")
+    [counter] = smtp.inbox.to("amal@acme.test")
+    assert offer["Subject"] == f"[{ref}] New offer from Amal Buyer: 100.00 EUR"
+    assert counter["Subject"] == f"[{ref}] Counter-offer from Sami Seller: 110.00 EUR"
+    assert (
+        "Sami Seller made a counter-offer on “Pallet racking”: 110.00 EUR per unit for 40 units (4,400.00 EUR)"
+        in body(counter, "plain")
+    )
+
+
+def test_the_sharetribe_negotiation_uses_its_own_templates(
+    db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], smtp: SmtpServer
+) -> None:
+    buyer, seller, _ = parties
+    with db.transaction() as s:
+        row = m.Listing(owner_id=seller.id, title="Logo design", currency="USD",
+                        unit_price=Decimal("300.00"), quantity=1, process="negotiation",
+                        created_at=clock.now(), updated_at=clock.now())  # fmt: skip
+        s.add(row)
+        s.flush()
+        listing = row.id
+    opened = in_tx(
+        db, clock,
+        lambda uow: deals.open_deal(uow, buyer, listing_id=listing, transition="request-quote",
+                                    payload=Payload(message="Three concepts, please")),
+    )  # fmt: skip
+    clock.advance(hours=1)
+    move(
+        db,
+        clock,
+        seller,
+        opened.deal.id,
+        "make-offer-from-request",
+        terms={"unit_price": "280.00", "quantity": 1},
+    )
+    run_once(db, mail_config(smtp.url), clock.now())
+    [request] = smtp.inbox.to("sami@parts.test")
+    [offer] = smtp.inbox.to("amal@acme.test")
+    assert request["Subject"] == f"[{opened.deal.ref}] New request for quote: Logo design"
+    assert "“Three concepts, please”" in body(request, "plain")
+    assert offer["Subject"] == f"[{opened.deal.ref}] Offer in answer to your request: 280.00 USD"
+    assert "Sami Seller (Parts Inc) answered your request with an offer" in body(offer, "plain")

@@ -1,8 +1,10 @@
 """`dealroom process …`: list, show, check, draw and import process definitions.
 
-Built-in processes ship with the package; imported ones live as TOML files in a folder,
-`DEALROOM_PROCESS_DIR` (default `./dealroom-data/processes/`). `resolve_process(name)` looks
-a name up in that order, so a built-in name can never be shadowed.
+Built-in processes ship with the package; imported ones are stored in the database
+(`DEALROOM_DATABASE_URL`, table `processes`) through the same service the API uses, so a
+running server uses an import at once. Each import of a name stores its next version;
+deals keep the version they started with. `resolve_process(name)` looks a name up among
+the built-ins first, so a built-in name can never be shadowed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -21,46 +26,98 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
 
-from dealroom.domain.errors import ProcessError, ProcessProblem
+from dealroom.cli_server import current_revision, head_revision
+from dealroom.config import from_env
+from dealroom.db.models import StoredProcess
+from dealroom.db.session import Database, make_engine
+from dealroom.domain.errors import Duplicate, NotFound, ProcessError, ProcessProblem
 from dealroom.domain.loader import NAME_RE, from_mapping, load_text
 from dealroom.domain.model import Process, Transition
 from dealroom.domain.settings import Settings
 from dealroom.domain.timeexpr import Period
 from dealroom.graph import mermaid
 from dealroom.processes import BUILTIN, builtin
+from dealroom.services import processes as stored
 
-PROCESS_DIR_ENV = "DEALROOM_PROCESS_DIR"
-DEFAULT_PROCESS_DIR = Path("dealroom-data/processes")
 FILE_SUFFIXES = (".toml", ".edn")
 
 
 class UnknownProcessError(LookupError):
-    """No built-in or imported process has this name."""
+    """No built-in or imported process has this name (or this version)."""
 
-    def __init__(self, name: str, known: list[str]) -> None:
+    def __init__(self, name: str, known: list[str], *, detail: str | None = None) -> None:
         super().__init__(name)
         self.name = name
         self.known = known
+        self.detail = detail
 
     def __str__(self) -> str:
+        if self.detail:
+            return self.detail
         known = ", ".join(self.known) or "none"
         return f"There is no process named '{self.name}'. Known processes: {known}."
 
 
+class DatabaseUnusable(RuntimeError):
+    """The configured database cannot be used: unreachable, or not migrated."""
+
+
+# --- the database ----------------------------------------------------------------------------
+
+
+def _safe_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _sqlite_file_missing(engine: Engine) -> bool:
+    name = engine.url.database
+    return bool(name) and name != ":memory:" and not Path(str(name)).exists()
+
+
+@contextmanager
+def open_database(*, create: bool) -> Iterator[Database | None]:
+    """The database of `DEALROOM_DATABASE_URL`, read now (not the cached configuration).
+
+    SQLite is migrated to the head revision first, as `dealroom serve` does; PostgreSQL must
+    already be there (`dealroom db upgrade`). Without `create`, a SQLite file that does not
+    exist yet is left alone and None is yielded: there is nothing imported to read.
+    """
+    engine = make_engine(from_env().database_url)
+    try:
+        if engine.dialect.name == "sqlite":
+            if not create and _sqlite_file_missing(engine):
+                yield None
+                return
+            from dealroom.db.migrate import upgrade
+
+            upgrade(engine)
+        else:
+            current, head = current_revision(engine), head_revision()
+            if current != head:
+                raise DatabaseUnusable(
+                    f"The database at {_safe_url(engine)} is at revision {current or 'none'}, "
+                    f"not {head}: run `dealroom db upgrade` first."
+                )
+        yield Database(engine)
+    except (OperationalError, ProgrammingError) as exc:
+        raise DatabaseUnusable(
+            f"The database at {_safe_url(engine)} is unavailable: {exc.orig}"
+        ) from exc
+    finally:
+        engine.dispose()
+
+
+def _stored_names(session: Session) -> list[str]:
+    rows = session.execute(select(StoredProcess.name).distinct().order_by(StoredProcess.name))
+    return [n for n in rows.scalars() if n not in BUILTIN]
+
+
 # --- finding processes ---------------------------------------------------------------------
-
-
-def process_dir() -> Path:
-    """The folder of imported processes, read from the environment at each call."""
-    return Path(os.environ.get(PROCESS_DIR_ENV) or DEFAULT_PROCESS_DIR)
-
-
-def imported_names() -> list[str]:
-    folder = process_dir()
-    if not folder.is_dir():
-        return []
-    return sorted(p.stem for p in folder.glob("*.toml") if p.is_file())
 
 
 def _builtin(name: str) -> Process:
@@ -71,18 +128,25 @@ def _builtin(name: str) -> Process:
         raise ProcessError(where, [ProcessProblem("file", "missing from the package")]) from exc
 
 
-def resolve_process(name: str) -> Process:
-    """A process by name: the built-in one first, then one imported into the folder."""
+def resolve_process(name: str, version: int | None = None) -> Process:
+    """A process by name: the built-in one first, then the one imported into the database
+    (its latest version, or `version`)."""
     if name in BUILTIN:
-        return _builtin(name)
-    path = process_dir() / f"{name}.toml"
-    if NAME_RE.match(name) and path.is_file():
-        process = load_process_file(path)
-        if process.name != name:
-            problem = f"declares the name '{process.name}' but is stored as {path.name}"
-            raise ProcessError(str(path), [ProcessProblem("process.name", problem)])
-        return process
-    raise UnknownProcessError(name, [*BUILTIN, *(n for n in imported_names() if n not in BUILTIN)])
+        process = _builtin(name)
+        if version in (None, process.version):
+            return process
+        detail = f"The built-in process '{name}' has only version {process.version}."
+        raise UnknownProcessError(name, list(BUILTIN), detail=detail)
+    with open_database(create=False) as database:
+        if database is None:
+            raise UnknownProcessError(name, list(BUILTIN))
+        with database.transaction(write=False) as session:
+            try:
+                return stored.get_process(session, name, version)
+            except NotFound as exc:
+                known = [*BUILTIN, *_stored_names(session)]
+                why = None if version is None else exc.detail
+                raise UnknownProcessError(name, known, detail=why) from None
 
 
 def source_kind(name: str) -> str:
@@ -118,16 +182,21 @@ def load_process_file(path: Path, *, name: str | None = None) -> Process:
     return from_mapping(raw, source=str(path), text=text)
 
 
-def load_target(target: str) -> Process:
-    """`NAME|FILE`: a file when it looks like one (a known suffix or an existing path)."""
-    path = Path(target)
-    if target.lower().endswith(FILE_SUFFIXES) or (
-        target not in BUILTIN and (os.sep in target or "/" in target or path.is_file())
-    ):
+def is_file_target(target: str) -> bool:
+    """`NAME|FILE` names a file when it looks like one (a known suffix or an existing path)."""
+    return target.lower().endswith(FILE_SUFFIXES) or (
+        target not in BUILTIN and (os.sep in target or "/" in target or Path(target).is_file())
+    )
+
+
+def load_target(target: str, version: int | None = None) -> Process:
+    """A process file, or a process by name (`version` applies to names only)."""
+    if is_file_target(target):
+        path = Path(target)
         if not path.is_file():
             raise ProcessError(target, [ProcessProblem("file", "no such file")])
         return load_process_file(path)
-    return resolve_process(target)
+    return resolve_process(target, version)
 
 
 # --- importing -------------------------------------------------------------------------------
@@ -152,23 +221,17 @@ def _renamed_text(text: str, name: str) -> str | None:
     return renamed if ok else None
 
 
-def import_process(source: Path, name: str, *, replace: bool = False) -> tuple[Process, Path]:
-    """Convert and check `source`, then store it as `<process dir>/<name>.toml`.
+def convert_for_import(source: Path, name: str) -> tuple[str, str]:
+    """Check `source` as process `name` and answer (dealroom TOML to store, source format).
 
-    A dealroom file is stored as written (comments kept), renamed; a Sharetribe file is
-    converted to our TOML. What is stored must load again, checks included.
+    Every problem is reported against the source file. A dealroom file is kept as written
+    (comments included), renamed; a Sharetribe file is converted to our TOML.
     """
     if not NAME_RE.match(name):
         raise ValueError(f"'{name}' is not a process name: use lower-case words joined by '-'.")
     if name in BUILTIN:
         raise ValueError(f"'{name}' is a built-in process; import it under another name.")
-    target = process_dir() / f"{name}.toml"
-    if target.exists() and not replace:
-        raise FileExistsError(
-            f"An imported process '{name}' already exists ({target}); "
-            "pass --replace to overwrite it."
-        )
-    load_process_file(source, name=name)  # every problem, reported against the source file
+    load_process_file(source, name=name)
     from dealroom.sharetribe import parse_edn, to_toml
 
     header = (
@@ -177,20 +240,33 @@ def import_process(source: Path, name: str, *, replace: bool = False) -> tuple[P
     )
     text = source.read_text(encoding="utf-8")
     if source.suffix.lower() == ".edn":
-        text = to_toml(parse_edn(text, str(source), name=name), header=header)
-    else:
-        renamed = _renamed_text(text, name)
-        if renamed is None:
-            raw = tomllib.loads(text)
-            raw["process"]["name"] = name
-            renamed = to_toml(raw, header=header)
-        text = renamed
-    stored = load_text(text, source=str(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
-    return stored, target
+        return to_toml(parse_edn(text, str(source), name=name), header=header), "edn"
+    renamed = _renamed_text(text, name)
+    if renamed is None:
+        raw = tomllib.loads(text)
+        raw["process"]["name"] = name
+        renamed = to_toml(raw, header=header)
+    return renamed, "toml"
+
+
+def import_process(source: Path, name: str) -> Process:
+    """Convert and check `source`, then store it in the database as the next version of
+    `name` (`services.processes.store_process`, as the API does). Nothing is replaced:
+    deals keep the version they started with."""
+    text, source_format = convert_for_import(source, name)
+    with open_database(create=True) as database:
+        assert database is not None  # create=True always opens one
+        retries = 2
+        while True:
+            try:
+                with database.transaction() as session:
+                    return stored.store_process(
+                        session, text, source_format=source_format, now=datetime.now(UTC)
+                    )
+            except IntegrityError:  # a concurrent import of this name took the version
+                if retries == 0:
+                    raise
+                retries -= 1
 
 
 # --- the commands ---------------------------------------------------------------------------
@@ -220,12 +296,12 @@ def _fail_process(exc: ProcessError) -> NoReturn:
     _fail(f"{exc.source}: {len(exc.problems)} problem(s)", [str(p) for p in exc.problems])
 
 
-def _load_or_fail(target: str) -> Process:
+def _load_or_fail(target: str, version: int | None = None) -> Process:
     try:
-        return load_target(target)
+        return load_target(target, version)
     except ProcessError as exc:
         _fail_process(exc)
-    except UnknownProcessError as exc:
+    except (UnknownProcessError, DatabaseUnusable) as exc:
         _fail(str(exc))
     except ImportError as exc:
         _fail(f"Sharetribe import is not available: {exc}")
@@ -240,21 +316,47 @@ def _counts(process: Process) -> str:
     )
 
 
+def _listed() -> list[tuple[str, Process | ProcessError]]:
+    """Every built-in process, then every one in the database (latest version), by name; a
+    stored definition that no longer loads is listed with its error."""
+    out: list[tuple[str, Process | ProcessError]] = []
+    for name in BUILTIN:
+        try:
+            out.append((name, _builtin(name)))
+        except ProcessError as exc:
+            out.append((name, exc))
+    with open_database(create=False) as database:
+        if database is None:  # no SQLite file yet: nothing was imported
+            return out
+        with database.transaction(write=False) as session:
+            try:
+                found = stored.list_processes(session)
+                out += [(p.name, p) for p in found if p.name not in BUILTIN]
+            except ProcessError:  # one of them no longer loads: go one by one
+                for name in _stored_names(session):
+                    try:
+                        out.append((name, stored.get_process(session, name)))
+                    except ProcessError as exc:
+                        out.append((name, exc))
+    return out
+
+
 @app.command("list")
 def list_processes() -> None:
-    """List the built-in and imported processes."""
+    """List the built-in processes and those imported into the database (latest version)."""
+    try:
+        listed = _listed()
+    except DatabaseUnusable as exc:
+        _fail(str(exc))
     table = Table(title="Processes", title_justify="left")
     for col in ("name", "version", "title", "states", "transitions", "source"):
         table.add_column(
             col, justify="right" if col in ("version", "states", "transitions") else "left"
         )
-    names = [*BUILTIN, *(n for n in imported_names() if n not in BUILTIN)]
-    for name in names:
+    for name, p in listed:
         kind = source_kind(name)
-        try:
-            p = resolve_process(name)
-        except (ProcessError, UnknownProcessError) as exc:
-            gone = isinstance(exc, ProcessError) and any(p.where == "file" for p in exc.problems)
+        if isinstance(p, ProcessError):
+            gone = any(problem.where == "file" for problem in p.problems)
             reason = "missing" if gone else "does not load"
             table.add_row(escape(name), "", f"[red]{reason}[/]", "", "", kind)
             continue
@@ -264,7 +366,7 @@ def list_processes() -> None:
             escape(p.title),
             str(len(p.states)),
             str(len(p.transitions)),
-            kind if kind == "built-in" else f"imported ({escape(p.source)})",
+            kind,
         )
     _out().print(table)
 
@@ -367,9 +469,17 @@ def _timers_table(p: Process) -> Table | None:
 @app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="A process name, or a .toml/.edn file.")],
+    version: Annotated[
+        int | None,
+        typer.Option(
+            "--version", min=1, help="A stored version of an imported process (default: latest)."
+        ),
+    ] = None,
 ) -> None:
     """Show a process: states, transitions, timers, settings and notifications."""
-    p = _load_or_fail(name)
+    if version is not None and is_file_target(name):
+        _fail("--version applies to a process name, not to a file.")
+    p = _load_or_fail(name, version)
     console = _out()
     intro = Text.assemble(
         (f"{p.name} v{p.version}", "bold"),
@@ -492,24 +602,29 @@ def graph(
 def import_(
     file: Annotated[Path, typer.Argument(help="A .toml (dealroom) or .edn (Sharetribe) file.")],
     name: Annotated[str, typer.Option("--name", "-n", help="The name to store it under.")],
-    replace: Annotated[
-        bool, typer.Option("--replace", help="Overwrite an imported process of that name.")
-    ] = False,
 ) -> None:
-    """Convert and check a process file, then store it among the imported processes."""
+    """Convert and check a process file, then store it in the database.
+
+    It becomes the next version of NAME, and running servers use it at once.
+    An import replaces nothing: deals keep the version they started with,
+    new deals get the latest. On SQLite the database is created and migrated
+    if need be; PostgreSQL must be at the head revision (dealroom db upgrade).
+    """
     if not file.is_file():
         _fail(f"{file}: no such file")
     try:
-        p, path = import_process(file, name, replace=replace)
+        p = import_process(file, name)
     except ProcessError as exc:
         _fail_process(exc)
-    except (ValueError, FileExistsError) as exc:
-        _fail(str(exc))
+    except (ValueError, Duplicate, DatabaseUnusable) as exc:
+        _fail(exc.detail if isinstance(exc, Duplicate) else str(exc))
     except ImportError as exc:
         _fail(f"Sharetribe import is not available: {exc}")
+    url = make_url(from_env().database_url).render_as_string(hide_password=True)
     _out().print(
         Group(
             f"[bold green]Imported[/] {escape(p.name)} v{p.version}: {_counts(p)}",
-            f"[dim]stored as {escape(str(path))}[/]",
-        )
+            f"[dim]stored in {escape(url)}[/]",
+        ),
+        soft_wrap=True,
     )

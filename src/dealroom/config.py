@@ -31,7 +31,6 @@ class Config:
     #: Rule-setting overrides by category and seller (JSON): {"category": {"laptops":
     #: {"max_rounds": 3}}, "seller": {"<user id>": {...}}}. Listings and deals carry their own.
     rule_overrides: dict[str, Any] = field(default_factory=dict)
-    process_dir: Path = Path("dealroom-data/processes")
     base_url: str = "http://127.0.0.1:8000"
     echo_sql: bool = False
     #: Embedded mode: the server runs the worker loop itself (timers, email, webhooks).
@@ -78,7 +77,6 @@ def from_env() -> Config:
         token_ttl_seconds=int(env.get("DEALROOM_TOKEN_TTL", 12 * 3600)),
         fees=fees,
         rule_overrides=_json_env("DEALROOM_RULES", {}),
-        process_dir=Path(env.get("DEALROOM_PROCESS_DIR", "dealroom-data/processes")),
         base_url=env.get("DEALROOM_BASE_URL", "http://127.0.0.1:8000"),
         echo_sql=env.get("DEALROOM_ECHO_SQL") == "1",
         run_worker=env.get("DEALROOM_EMBEDDED_WORKER") == "1",

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 import factories
@@ -18,9 +19,10 @@ from dealroom.cli_process import (
     import_process,
     resolve_process,
 )
+from dealroom.db.models import StoredProcess
+from dealroom.db.session import Database, make_engine
 from dealroom.demo_engine import walk
 from dealroom.domain.engine import Payload, fire
-from dealroom.domain.errors import ProcessError
 from dealroom.domain.loader import load_text
 from dealroom.domain.model import ACTIONS
 from dealroom.domain.settings import Settings
@@ -73,10 +75,21 @@ actor = "wizard"
 
 
 @pytest.fixture
-def process_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "processes"
-    monkeypatch.setenv("DEALROOM_PROCESS_DIR", str(folder))
-    return folder
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A SQLite database file of its own (not created until something is imported)."""
+    path = tmp_path / "p.db"
+    monkeypatch.setenv("DEALROOM_DATABASE_URL", f"sqlite:///{path}")
+    return path
+
+
+def stored_rows(path: Path) -> list[StoredProcess]:
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with Database(engine).transaction(write=False) as s:
+            query = select(StoredProcess).order_by(StoredProcess.name, StoredProcess.version)
+            return list(s.execute(query).scalars())
+    finally:
+        engine.dispose()
 
 
 def doc_example() -> str:
@@ -143,89 +156,127 @@ def test_every_setting_names_the_rule_it_implements():
 # --- resolving names -----------------------------------------------------------------------
 
 
-def test_resolve_finds_a_built_in_process(process_dir: Path):
+def test_resolve_finds_a_built_in_process_without_creating_a_database(db: Path):
     assert resolve_process("rfq").name == "rfq"
+    assert not db.exists()
 
 
-def test_resolve_finds_an_imported_process_after_the_built_ins(process_dir: Path, tmp_path: Path):
+def test_resolve_finds_an_imported_process_in_the_database(db: Path, tmp_path: Path):
     import_process(write(tmp_path, "sample.toml", doc_example()), "sample")
-    assert resolve_process("sample").source == str(process_dir / "sample.toml")
+    found = resolve_process("sample")
+    assert (found.name, found.version, found.source) == ("sample", 1, "database:sample@1")
 
 
-def test_resolve_names_the_known_processes_for_an_unknown_one(process_dir: Path):
+def test_resolve_names_the_known_processes_for_an_unknown_one(db: Path, tmp_path: Path):
     with pytest.raises(UnknownProcessError, match="Known processes: rfq, market, offer"):
         resolve_process("nope")
-
-
-def test_an_imported_file_whose_name_disagrees_with_its_file_name_is_refused(
-    process_dir: Path,
-):
-    process_dir.mkdir(parents=True)
-    (process_dir / "other.toml").write_text(doc_example(), encoding="utf-8")
-    with pytest.raises(ProcessError, match="declares the name 'sample'"):
-        resolve_process("other")
+    import_process(write(tmp_path, "sample.toml", doc_example()), "sample")
+    with pytest.raises(UnknownProcessError, match=r"negotiation, sample\."):
+        resolve_process("nope")
 
 
 # --- process list --------------------------------------------------------------------------
 
 
-def test_list_shows_the_built_in_processes(process_dir: Path):
+def test_list_shows_the_built_in_processes_without_creating_a_database(db: Path):
     result = runner.invoke(app, ["process", "list"])
     assert result.exit_code == 0, result.output
     for name, title in [("rfq", "Request for quote"), ("market", "Market deal room")]:
         assert re.search(rf"{name}\s+│\s+1\s+│\s+{title}", result.output)
     assert "built-in" in result.output
+    assert not db.exists()
 
 
-def test_import_stores_a_toml_file_and_list_shows_it(process_dir: Path, tmp_path: Path):
+def test_import_stores_a_toml_file_in_the_database_and_list_shows_it(db: Path, tmp_path: Path):
     source = write(tmp_path, "my-sample.toml", doc_example())
     result = runner.invoke(app, ["process", "import", str(source), "--name", "sample"])
     assert result.exit_code == 0, result.output
     assert "Imported sample v1" in result.output
+    assert str(db) in result.output
 
-    stored = process_dir / "sample.toml"
-    assert stored.is_file()
-    assert "# A nudge one day after an offer" in stored.read_text(encoding="utf-8")  # as written
+    [row] = stored_rows(db)
+    assert (row.name, row.version, row.source_format) == ("sample", 1, "toml")
+    assert "# A nudge one day after an offer" in row.definition  # kept as written
 
     listing = runner.invoke(app, ["process", "list"])
     assert listing.exit_code == 0
-    row = next(line for line in listing.output.splitlines() if "sample" in line)
-    assert "Sample offer" in row
-    assert "imported" in row
+    line = next(line for line in listing.output.splitlines() if "sample" in line)
+    assert re.search(r"sample\s+│\s+1\s+│\s+Sample offer", line)
+    assert "imported" in line
 
 
-def test_a_broken_imported_file_is_listed_as_such_and_show_names_its_problems(
-    process_dir: Path,
+def test_each_import_stores_a_new_version_and_replaces_nothing(db: Path, tmp_path: Path):
+    source = write(tmp_path, "sample.toml", doc_example())
+    first = runner.invoke(app, ["process", "import", str(source), "--name", "sample"])
+    assert "Imported sample v1" in first.output
+    source.write_text(doc_example().replace("Sample offer", "Sample offer, revised"), "utf-8")
+    second = runner.invoke(app, ["process", "import", str(source), "--name", "sample"])
+    assert second.exit_code == 0, second.output
+    assert "Imported sample v2" in second.output
+
+    assert [(r.name, r.version) for r in stored_rows(db)] == [("sample", 1), ("sample", 2)]
+    line = next(
+        x for x in runner.invoke(app, ["process", "list"]).output.splitlines() if "sam" in x
+    )
+    assert re.search(r"sample\s+│\s+2\s+│\s+Sample offer, revised", line)
+
+    latest = runner.invoke(app, ["process", "show", "sample"])
+    assert "sample v2 — Sample offer, revised" in latest.output
+    older = runner.invoke(app, ["process", "show", "sample", "--version", "1"])
+    assert older.exit_code == 0, older.output
+    assert re.search(r"sample v1 — Sample offer\s+│", older.output)
+    missing = runner.invoke(app, ["process", "show", "sample", "--version", "3"])
+    assert missing.exit_code == 1
+    assert "has no version 3" in missing.output
+
+
+def test_the_import_help_says_versions_replace_nothing():
+    result = runner.invoke(app, ["process", "import", "--help"])
+    assert result.exit_code == 0
+    assert "--replace" not in result.output
+    assert "deals keep the version they started with" in result.output
+
+
+def test_a_stored_definition_that_no_longer_loads_is_listed_as_such_and_show_names_its_problems(
+    db: Path, tmp_path: Path
 ):
-    process_dir.mkdir(parents=True)
-    (process_dir / "broken.toml").write_text(BROKEN_TOML, encoding="utf-8")
+    assert import_process(write(tmp_path, "sample.toml", doc_example()), "sample").version == 1
+    engine = make_engine(f"sqlite:///{db}")
+    with Database(engine).transaction() as s:  # as if the loader had grown stricter since
+        s.add(StoredProcess(name="broken", version=1, source_format="toml",
+                            definition=BROKEN_TOML, created_at=factories.T0))  # fmt: skip
+    engine.dispose()
+
     listing = runner.invoke(app, ["process", "list"])
-    assert listing.exit_code == 0
-    row = next(line for line in listing.output.splitlines() if "broken" in line)
-    assert "does not load" in row
+    assert listing.exit_code == 0, listing.output
+    assert "does not load" in next(x for x in listing.output.splitlines() if "broken" in x)
+    assert "Sample offer" in listing.output
 
     shown = runner.invoke(app, ["process", "show", "broken"])
     assert shown.exit_code == 1
     assert "unknown actor 'wizard'" in shown.output
 
 
-def test_import_under_a_new_name_renames_the_process(process_dir: Path, tmp_path: Path):
+def test_import_under_a_new_name_renames_the_process(db: Path, tmp_path: Path):
     source = write(tmp_path, "sample.toml", doc_example())
     result = runner.invoke(app, ["process", "import", str(source), "--name", "quick-offer"])
     assert result.exit_code == 0, result.output
     assert resolve_process("quick-offer").name == "quick-offer"
+    assert 'name = "quick-offer"' in stored_rows(db)[0].definition
     shown = runner.invoke(app, ["process", "show", "quick-offer"])
     assert shown.exit_code == 0
     assert "quick-offer v1" in shown.output
+    assert "imported: database:quick-offer@1" in shown.output
 
 
-def test_import_converts_a_sharetribe_edn_to_toml(process_dir: Path, tmp_path: Path):
+def test_import_converts_a_sharetribe_edn_to_toml(db: Path, tmp_path: Path):
     source = write(tmp_path, "process.edn", SMALL_EDN)
     result = runner.invoke(app, ["process", "import", str(source), "--name", "tiny-booking"])
     assert result.exit_code == 0, result.output
 
-    stored = process_dir / "tiny-booking.toml"
-    process = load_text(stored.read_text(encoding="utf-8"))
+    [row] = stored_rows(db)
+    assert row.source_format == "edn"
+    process = load_text(row.definition)  # stored as dealroom TOML
     assert process.name == "tiny-booking"
     assert process.transitions["accept"].actors == {"seller"}
     assert process.transitions["accept"].actions == ("payment:stripe-capture-payment-intent",)
@@ -233,50 +284,57 @@ def test_import_converts_a_sharetribe_edn_to_toml(process_dir: Path, tmp_path: P
         "first-entered-state(requested) + P3D"
     )
     graph = runner.invoke(app, ["process", "graph", "tiny-booking"])
+    assert graph.exit_code == 0, graph.output
     assert "requested --> expired : ⏱ expire (system)" in graph.output
 
 
-def test_import_refuses_a_built_in_name(process_dir: Path, tmp_path: Path):
+@pytest.mark.parametrize("edn", sorted(p.name for p in EDN_FIXTURES.glob("*.edn")))
+def test_import_stores_each_sharetribe_fixture(db: Path, edn: str):
+    result = runner.invoke(app, ["process", "import", str(EDN_FIXTURES / edn), "--name", "st"])
+    assert result.exit_code == 0, result.output
+    assert "Imported st v1" in result.output
+    shown = runner.invoke(app, ["process", "show", "st"])
+    assert shown.exit_code == 0, shown.output
+    assert "st v1" in shown.output
+
+
+def test_import_refuses_a_built_in_name(db: Path, tmp_path: Path):
     source = write(tmp_path, "sample.toml", doc_example())
     result = runner.invoke(app, ["process", "import", str(source), "--name", "rfq"])
     assert result.exit_code == 1
-    assert "built-in" in result.output
-    assert not (process_dir / "rfq.toml").exists()
+    assert "'rfq' is a built-in process" in result.output
+    assert not db.exists()
 
 
-def test_import_refuses_a_badly_formed_name(process_dir: Path, tmp_path: Path):
+def test_import_refuses_a_badly_formed_name(db: Path, tmp_path: Path):
     source = write(tmp_path, "sample.toml", doc_example())
     result = runner.invoke(app, ["process", "import", str(source), "--name", "Bad Name"])
     assert result.exit_code == 1
     assert "not a process name" in result.output
+    assert not db.exists()
 
 
-def test_import_replaces_an_existing_import_only_when_asked(process_dir: Path, tmp_path: Path):
-    source = write(tmp_path, "sample.toml", doc_example())
-    assert runner.invoke(app, ["process", "import", str(source), "--name", "sample"]).exit_code == 0
-
-    again = runner.invoke(app, ["process", "import", str(source), "--name", "sample"])
-    assert again.exit_code == 1
-    assert "--replace" in again.output
-
-    replaced = runner.invoke(
-        app, ["process", "import", str(source), "--name", "sample", "--replace"]
-    )
-    assert replaced.exit_code == 0, replaced.output
-
-
-def test_import_of_a_broken_file_stores_nothing_and_lists_every_problem(
-    process_dir: Path, tmp_path: Path
-):
+def test_import_of_a_broken_file_stores_nothing_and_lists_every_problem(db: Path, tmp_path: Path):
     source = write(tmp_path, "broken.toml", BROKEN_TOML)
     result = runner.invoke(app, ["process", "import", str(source), "--name", "broken"])
     assert result.exit_code == 1
+    assert re.search(
+        rf"{re.escape(str(source))}: \d+ problem\(s\)", result.output.replace("\n", "")
+    )
     assert "unknown action 'no-such-action'" in result.output
     assert "unknown actor 'wizard'" in result.output
-    assert not (process_dir / "broken.toml").exists()
+    assert not db.exists()
 
 
-def test_import_of_a_missing_file_fails(process_dir: Path, tmp_path: Path):
+def test_import_of_a_broken_edn_names_the_source_file(db: Path, tmp_path: Path):
+    source = write(tmp_path, "process.edn", "{:format")
+    result = runner.invoke(app, ["process", "import", str(source), "--name", "x"])
+    assert result.exit_code == 1
+    assert "syntax" in result.output
+    assert not db.exists()
+
+
+def test_import_of_a_missing_file_fails(db: Path, tmp_path: Path):
     result = runner.invoke(
         app, ["process", "import", str(tmp_path / "nope.toml"), "--name", "nope"]
     )
@@ -284,10 +342,69 @@ def test_import_of_a_missing_file_fails(process_dir: Path, tmp_path: Path):
     assert "no such file" in result.output
 
 
+def test_a_running_server_uses_an_import_at_once(db: Path, tmp_path: Path):
+    from fastapi.testclient import TestClient
+
+    from dealroom.app import create_app
+    from dealroom.config import from_env
+    from dealroom.db.migrate import upgrade
+    from dealroom.services import accounts
+
+    engine = make_engine(f"sqlite:///{db}")
+    upgrade(engine)
+    database = Database(engine)
+    with database.transaction() as s:
+        accounts.create_user(
+            s, email="ops@example.com", name="Ops", password="correct horse", now=factories.T0
+        )
+    try:
+        with TestClient(create_app(from_env(), database=database)) as client:
+            login = {"email": "ops@example.com", "password": "correct horse"}
+            token = client.post("/v1/auth/token", json=login).json()["access_token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            assert client.get("/v1/processes/sample", headers=auth).status_code == 404
+
+            source = write(tmp_path, "sample.toml", doc_example())
+            for version in (1, 2):
+                imported = runner.invoke(app, ["process", "import", str(source), "-n", "sample"])
+                assert imported.exit_code == 0, imported.output
+                answer = client.get("/v1/processes/sample", headers=auth)
+                assert answer.status_code == 200, answer.text
+                assert (answer.json()["name"], answer.json()["version"]) == ("sample", version)
+            names = [p["name"] for p in client.get("/v1/processes", headers=auth).json()["items"]]
+            assert "sample" in names
+    finally:
+        engine.dispose()
+
+
+def test_import_into_a_postgresql_database_behind_the_head_revision_asks_for_db_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("DEALROOM_DATABASE_URL", "postgresql://u:secret@127.0.0.1:1/dealroom")
+    monkeypatch.setattr("dealroom.cli_process.current_revision", lambda engine: "0001")
+    source = write(tmp_path, "sample.toml", doc_example())
+    result = runner.invoke(app, ["process", "import", str(source), "--name", "sample"])
+    assert result.exit_code == 1
+    out = result.output.replace("\n", "")
+    assert "at revision 0001" in out
+    assert "run `dealroom db upgrade` first" in out
+    assert "secret" not in out
+
+
+def test_an_unreachable_database_is_reported_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("DEALROOM_DATABASE_URL", "postgresql://u:secret@127.0.0.1:1/dealroom")
+    result = runner.invoke(app, ["process", "list"])
+    assert result.exit_code == 1
+    assert "is unavailable" in result.output
+    assert "secret" not in result.output
+
+
 # --- process show --------------------------------------------------------------------------
 
 
-def test_show_prints_states_transitions_timers_settings_and_notifications(process_dir: Path):
+def test_show_prints_states_transitions_timers_settings_and_notifications(db: Path):
     result = runner.invoke(app, ["process", "show", "rfq"])
     assert result.exit_code == 0, result.output
     out = result.output
@@ -301,13 +418,13 @@ def test_show_prints_states_transitions_timers_settings_and_notifications(proces
     assert "quote_expiring_notice before NEG-T03" in out
 
 
-def test_show_accepts_a_file(tmp_path: Path, process_dir: Path):
+def test_show_accepts_a_file(tmp_path: Path, db: Path):
     result = runner.invoke(app, ["process", "show", str(write(tmp_path, "s.toml", doc_example()))])
     assert result.exit_code == 0, result.output
     assert "sample v1" in result.output
 
 
-def test_show_of_an_unknown_process_fails_naming_the_known_ones(process_dir: Path):
+def test_show_of_an_unknown_process_fails_naming_the_known_ones(db: Path):
     result = runner.invoke(app, ["process", "show", "nope"])
     assert result.exit_code == 1
     assert "no process named 'nope'" in result.output
@@ -370,7 +487,7 @@ def test_problem_text_is_printed_literally_not_as_markup(tmp_path: Path):
 # --- process graph -------------------------------------------------------------------------
 
 
-def test_graph_prints_mermaid_for_a_name(process_dir: Path):
+def test_graph_prints_mermaid_for_a_name(db: Path):
     result = runner.invoke(app, ["process", "graph", "market"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("stateDiagram-v2\n")
@@ -386,7 +503,7 @@ def test_graph_reads_a_file_and_writes_to_a_file(tmp_path: Path):
     assert "offer_pending --> expired : ⏱ expire (system)" in out.read_text(encoding="utf-8")
 
 
-def test_graph_of_an_unknown_name_fails(process_dir: Path):
+def test_graph_of_an_unknown_name_fails(db: Path):
     result = runner.invoke(app, ["process", "graph", "nope"])
     assert result.exit_code == 1
     assert "no process named 'nope'" in result.output

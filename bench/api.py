@@ -1,0 +1,795 @@
+"""Transitions per second through the HTTP API on PostgreSQL, next to the same writes as
+raw SQL (pgbench), in the same run.
+
+What it builds, in its own database `dealroom_bench_api` (dropped and made afresh): one
+seller with one market listing per client, one buyer per client, bearer tokens issued
+directly (the password is hashed once). One run at a time per server (an advisory lock).
+
+1. The API: `dealroom serve --workers 2` (real OS processes, on a free 127.0.0.1 port).
+   16 client threads (one `httpx.Client` each, keep-alive) walk market deals end to end:
+   POST /v1/deals make-offer (buyer) → accept (seller, expected_version) → request-close
+   (seller) → confirm-close (buyer), the last one creating the order, escrow and shipment.
+   After a warm-up, every request answered inside the measured window counts: 4
+   transitions per walk, latency per request as the client sees it.
+2. Raw SQL: `pgbench -n -c 16 -j 2 -T <same duration> -M prepared` with
+   bench/api_pgbench.sql, a market deal walked as 4 transactions, statement for statement
+   the writes of `services.deals.persist` and `open_deal`: the counter upsert and the deal
+   insert, the deal row lock (SELECT … FOR UPDATE) and its two updates, the quote version
+   insert or status move, the global feed lock (`pg_advisory_xact_lock`) and the feed
+   position (`max(feed_seq)`), the events with their hashes, timers cancelled and
+   inserted, bell items and their email rows, order / escrow / shipment on close, and the
+   `pg_notify` the API sends after commit. One pgbench transaction is one walk, so raw
+   transitions/s is 4 × pgbench's tps. The reads the API makes besides (the caller, the
+   listing, the quote versions, preferences, and those that render the answer) are not in
+   it; `--with-reads` adds a third side with those too, which splits the gap into "round
+   trips the API makes" and "Python and HTTP".
+
+The two sides take turns: `--rounds` (default 3) rounds of API then pgbench, each side
+measured for duration / rounds per round, so a machine whose background load drifts
+during the run weighs on both alike; the report gives each round's figures too. While a
+side runs, a sampler reads `pg_stat_activity` (what the bench database's backends are
+doing: running, waiting on a lock, idle in a transaction) and the CPU time of the server
+processes and of those backends, so the table can say where the time goes.
+
+Target: the API reaches at least half of raw SQL. The exit status is 0 either way (it is
+a measurement); the last line says whether the target was met.
+
+    .venv/bin/python bench/api.py                # 30 s per side, about 2 minutes
+    .venv/bin/python bench/api.py --quick        # 6 s per side, for CI
+    .venv/bin/python bench/api.py --with-reads   # and raw SQL with the API's reads too
+    .venv/bin/python bench/api.py --url postgresql://user@host:5432/postgres --keep
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import psycopg
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from dealroom.config import normalize_url
+from dealroom.db import models as m
+from dealroom.db.migrate import upgrade
+from dealroom.db.session import Database, make_engine
+from dealroom.security import hash_password, issue_token
+from dealroom.services.audit import FEED_LOCK
+
+DB_NAME = "dealroom_bench_api"
+SECRET = "dealroom-bench-api-signing-key-of-at-least-32-bytes"
+TARGET = 0.5
+TRANSITIONS_PER_WALK = 4
+STEPS = ("make-offer", "accept", "request-close", "confirm-close")
+SELLER_ID = "00000000-0000-4000-a000-000000000000"
+BUYER_PREFIX = "00000000-0000-4000-b000-"
+LISTING_PREFIX = "00000000-0000-4000-c000-"
+console = Console(highlight=False, width=130)
+
+
+def buyer_id(k: int) -> str:
+    return f"{BUYER_PREFIX}{k:012d}"
+
+
+def listing_id(k: int) -> str:
+    return f"{LISTING_PREFIX}{k:012d}"
+
+
+# --- the database -------------------------------------------------------------------------
+
+
+def sa_url(base: str, database: str) -> str:
+    return (
+        make_url(normalize_url(base)).set(database=database).render_as_string(hide_password=False)
+    )
+
+
+def libpq_url(base: str, database: str) -> str:
+    return sa_url(base, database).replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def admin(base: str, *statements: str) -> None:
+    engine = create_engine(normalize_url(base), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            for sql in statements:
+                conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def exclusive_run(base: str) -> Iterator[None]:
+    """One run at a time per server: the database name is fixed, and a second run would
+    drop it under the first."""
+    with psycopg.connect(libpq_url(base, "postgres"), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (DB_NAME,)).fetchone()
+        if not (row and row[0]):
+            raise SystemExit(f"another bench/api.py run is using {DB_NAME}; try again later")
+        yield
+
+
+def create_database(base: str) -> None:
+    admin(base, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)', f'CREATE DATABASE "{DB_NAME}"')
+    engine = make_engine(sa_url(base, DB_NAME))
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True)
+class Seeded:
+    seller_token: str
+    buyer_tokens: list[str]
+    listing_ids: list[str]
+
+
+def seed(base: str, clients: int) -> Seeded:
+    """One seller with one market listing per client, one buyer per client, and tokens."""
+    now = datetime.now(UTC)
+    password = hash_password("correct horse battery staple")  # once: argon2 is slow
+    engine = make_engine(sa_url(base, DB_NAME))
+    db = Database(engine)
+    try:
+        with db.transaction() as s:
+            people = [(SELLER_ID, "seller@bench.test", "Seller")] + [
+                (buyer_id(k), f"buyer{k}@bench.test", f"Buyer {k}") for k in range(clients)
+            ]
+            s.add_all(
+                m.User(id=uid, email=email, name=name, organization="Bench Ltd",
+                       password_hash=password, roles=[], kyc_verified=True, plan="paid",
+                       timezone="UTC", created_at=now - timedelta(days=365))
+                for uid, email, name in people
+            )  # fmt: skip
+            s.flush()
+            s.add_all(
+                m.Listing(id=listing_id(k), owner_id=SELLER_ID, kind="sell",
+                          title=f"Refurbished laptops, lot {k}", category="laptops",
+                          currency="USD", unit_price=Decimal("120.00"), quantity=50,
+                          sale_mode="negotiable", process="market", attributes={},
+                          rules={}, status="active", created_at=now, updated_at=now)
+                for k in range(clients)
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    admin(sa_url(base, DB_NAME), "VACUUM ANALYZE")
+
+    def token(uid: str) -> str:
+        return issue_token(SECRET, uid, now=now, ttl_seconds=24 * 3600)[0]
+
+    return Seeded(
+        seller_token=token(SELLER_ID),
+        buyer_tokens=[token(buyer_id(k)) for k in range(clients)],
+        listing_ids=[listing_id(k) for k in range(clients)],
+    )
+
+
+# --- CPU time from /proc (Linux) ----------------------------------------------------------
+
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of one process, or None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine."""
+    try:
+        values = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return float(sum(values) - idle), float(sum(values))
+
+
+# --- what the database backends are doing -------------------------------------------------
+
+
+@dataclass
+class Activity:
+    samples: int = 0
+    running: float = 0.0  # active, not waiting on a lock
+    advisory: float = 0.0  # waiting on an advisory lock (the feed lock)
+    row_lock: float = 0.0  # waiting on another lock (a counter row, a deal row)
+    idle_in_tx: float = 0.0  # a transaction open while the client thinks
+    backend_cpu: float = 0.0  # CPU seconds of the bench database's backends
+
+    def mean(self, value: float) -> float:
+        return value / self.samples if self.samples else 0.0
+
+
+class Sampler(threading.Thread):
+    """Every `interval` s: the bench database's backends by state, and their CPU time."""
+
+    QUERY = """
+        SELECT pid, state, wait_event_type, wait_event FROM pg_stat_activity
+        WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+          AND query NOT LIKE 'LISTEN%%'
+    """
+
+    def __init__(self, dsn: str, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.dsn = dsn
+        self.interval = interval
+        self.stop = threading.Event()
+        self.activity = Activity()
+        self._cpu: dict[int, tuple[float, float]] = {}  # pid -> (first seen, last seen)
+        self.measuring = False
+
+    def run(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stop.wait(self.interval):
+                rows = conn.execute(self.QUERY, (DB_NAME,)).fetchall()
+                for pid, *_ in rows:
+                    now = cpu_seconds(pid)
+                    if now is not None:
+                        first = self._cpu.get(pid, (now, now))[0]
+                        self._cpu[pid] = (first, now)
+                if not self.measuring:
+                    continue
+                a = self.activity
+                a.samples += 1
+                for _, state, wait_type, wait in rows:
+                    if wait_type == "Lock":
+                        if wait == "advisory":
+                            a.advisory += 1
+                        else:
+                            a.row_lock += 1
+                    elif state == "active":
+                        a.running += 1
+                    elif state and state.startswith("idle in transaction"):
+                        a.idle_in_tx += 1
+
+    def begin(self) -> None:
+        """Start counting: CPU from here on."""
+        self._cpu = {pid: (last, last) for pid, (_, last) in self._cpu.items()}
+        self.activity = Activity()
+        self.measuring = True
+
+    def end(self) -> Activity:
+        self.measuring = False
+        self.activity.backend_cpu = sum(last - first for first, last in self._cpu.values())
+        return self.activity
+
+
+# --- the API ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+#: What uvicorn logs when a worker process is ready to serve.
+STARTED = "Application startup complete."
+
+
+class Server:
+    """`dealroom serve --workers N` (or uvicorn) as real processes."""
+
+    def __init__(self, db_url: str, workers: int, logs: Path, *, use_uvicorn: bool) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "DEALROOM_DATABASE_URL": db_url, "DEALROOM_SECRET_KEY": SECRET,
+               "DEALROOM_MAIL_DIR": str(logs / "mail")}  # fmt: skip
+        if use_uvicorn:
+            cmd = [sys.executable, "-m", "uvicorn", "--factory", "dealroom.app:create_app",
+                   "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
+                   "--proxy-headers", "--no-access-log"]  # fmt: skip
+        else:
+            cmd = [sys.executable, "-m", "dealroom", "serve", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--workers", str(workers)]  # fmt: skip
+        self.log = logs / "server.log"
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.workers = workers
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the API server did not start; see {self.log}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        # /healthz answers as soon as one worker accepts; wait until every worker has started.
+        while self.log.read_text(errors="replace").count(STARTED) < self.workers:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the API workers did not all start; see {self.log}")
+            time.sleep(0.1)
+
+    def pids(self) -> list[int]:
+        return [self.process.pid, *children(self.process.pid)]
+
+    def cpu(self) -> float:
+        return sum(c for pid in self.pids() if (c := cpu_seconds(pid)) is not None)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@dataclass
+class Sample:
+    end: float  # time.perf_counter() when the answer arrived
+    seconds: float
+    step: int  # index into STEPS
+    ok: bool
+
+
+@dataclass
+class ClientStats:
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class Walker(threading.Thread):
+    """One client: market deals walked end to end, one request at a time."""
+
+    def __init__(self, base: str, k: int, seeded: Seeded, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.base = base
+        self.listing = seeded.listing_ids[k]
+        self.buyer = {"Authorization": f"Bearer {seeded.buyer_tokens[k]}"}
+        self.seller = {"Authorization": f"Bearer {seeded.seller_token}"}
+        self.stop = stop
+        self.stats = ClientStats()
+
+    def _post(self, client: httpx.Client, step: int, path: str, body: object,
+              headers: dict[str, str]) -> dict[str, object] | None:  # fmt: skip
+        start = time.perf_counter()
+        try:
+            r = client.post(path, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            self.stats.samples.append(Sample(time.perf_counter(), 0.0, step, False))
+            self.stats.errors.append(f"{STEPS[step]}: {type(exc).__name__}: {exc}")
+            return None
+        end = time.perf_counter()
+        ok = r.status_code in (200, 201)
+        self.stats.samples.append(Sample(end, end - start, step, ok))
+        if not ok:
+            self.stats.errors.append(f"{STEPS[step]}: {r.status_code} {r.text[:200]}")
+            return None
+        data: dict[str, object] = r.json()
+        return data
+
+    def run(self) -> None:
+        # httpcore writes the request head and body in two send() calls: without
+        # TCP_NODELAY, Nagle holds the body back until the server's delayed ACK (40 ms).
+        nodelay = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        with httpx.Client(base_url=self.base, timeout=60, transport=nodelay) as client:
+            while not self.stop.is_set():
+                deal = self._post(
+                    client, 0, "/v1/deals",
+                    {"listing_id": self.listing, "transition": "make-offer",
+                     "terms": {"unit_price": "100.00", "quantity": 50}},
+                    self.buyer,
+                )  # fmt: skip
+                moves = (
+                    (1, "accept", None, self.seller),
+                    (2, "request-close", {"escrow_waived": False}, self.seller),
+                    (3, "confirm-close", None, self.buyer),
+                )
+                for step, name, data, headers in moves:
+                    if deal is None or self.stop.is_set():
+                        break
+                    body = {"name": name, "expected_version": deal["version"]}
+                    if data is not None:
+                        body["data"] = data
+                    deal = self._post(client, step, f"/v1/deals/{deal['id']}/transitions",
+                                      body, headers)  # fmt: skip
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+@dataclass
+class Phase:
+    """One side's measurement (one round, or all rounds merged)."""
+
+    name: str
+    seconds: float
+    transitions: int
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)  # seconds, per transition
+    by_step: dict[str, list[float]] = field(default_factory=dict)
+    latency_sum: float | None = None  # seconds, over all transitions (pgbench: per walk / 4)
+    server_cpu: float | None = None  # CPU seconds of the app server processes
+    client_cpu: float | None = None  # CPU seconds of the load generator
+    activity: Activity = field(default_factory=Activity)
+    busy: float = 0.0  # busy core-seconds of the whole machine (every process on it)
+    loadavg: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rounds: list[float] = field(default_factory=list)  # transitions/s of each round
+
+    @property
+    def rate(self) -> float:
+        return self.transitions / self.seconds if self.seconds else 0.0
+
+    @property
+    def mean_latency(self) -> float | None:
+        return None if self.latency_sum is None else self.latency_sum / max(1, self.transitions)
+
+    def per_transition_ms(self, cpu: float | None) -> str:
+        if cpu is None or not self.transitions:
+            return "–"
+        return f"{cpu * 1000 / self.transitions:.2f}"
+
+    @classmethod
+    def merge(cls, name: str, parts: Sequence[Phase]) -> Phase:
+        def total(values: Sequence[float | None]) -> float | None:
+            return None if any(v is None for v in values) else sum(v or 0.0 for v in values)
+
+        out = cls(name, sum(p.seconds for p in parts), sum(p.transitions for p in parts))
+        out.errors = sum(p.errors for p in parts)
+        out.latencies = [x for p in parts for x in p.latencies]
+        out.by_step = {k: [x for p in parts for x in p.by_step.get(k, [])] for k in STEPS}
+        out.latency_sum = total([p.latency_sum for p in parts])
+        out.server_cpu = total([p.server_cpu for p in parts])
+        out.client_cpu = total([p.client_cpu for p in parts])
+        a = out.activity
+        for p in parts:
+            for f in ("samples", "running", "advisory", "row_lock", "idle_in_tx", "backend_cpu"):
+                setattr(a, f, getattr(a, f) + getattr(p.activity, f))
+        out.busy = sum(p.busy for p in parts)
+        out.loadavg = [x for p in parts for x in p.loadavg]
+        out.notes = [n for p in parts for n in p.notes]
+        out.rounds = [p.rate for p in parts]
+        return out
+
+
+@dataclass
+class Machine:
+    """Busy jiffies of the whole machine between two readings."""
+
+    busy: float = 0.0
+    total: float = 0.0
+
+    @classmethod
+    def now(cls) -> Machine:
+        busy, total = machine_busy()
+        return cls(busy, total)
+
+    def busy_core_seconds(self, later: Machine, seconds: float) -> float:
+        share = (
+            (later.busy - self.busy) / (later.total - self.total) if later.total > self.total else 0
+        )
+        return share * (os.cpu_count() or 1) * seconds
+
+
+def api_round(server: Server, seeded: Seeded, clients: int, ramp: float, seconds: float,
+              sampler: Sampler) -> Phase:  # fmt: skip
+    """Walkers for `ramp` + `seconds`; what was answered in the last `seconds` counts."""
+    stop = threading.Event()
+    walkers = [Walker(server.url, k, seeded, stop) for k in range(clients)]
+    for w in walkers:
+        w.start()
+    time.sleep(ramp)
+    machine0, server0, client0 = Machine.now(), server.cpu(), time.process_time()
+    sampler.begin()
+    start = time.perf_counter()
+    time.sleep(seconds)
+    end = time.perf_counter()
+    activity = sampler.end()
+    machine1, server1, client1 = Machine.now(), server.cpu(), time.process_time()
+    stop.set()
+    for w in walkers:
+        w.join(timeout=60)
+
+    phase = Phase("API", end - start, 0, activity=activity, loadavg=[_loadavg()])
+    phase.by_step = {name: [] for name in STEPS}
+    for w in walkers:
+        for sample in w.stats.samples:
+            if start <= sample.end < end:
+                if sample.ok:
+                    phase.transitions += 1
+                    phase.latencies.append(sample.seconds)
+                    phase.by_step[STEPS[sample.step]].append(sample.seconds)
+                else:
+                    phase.errors += 1
+    phase.latency_sum = sum(phase.latencies)
+    phase.server_cpu = server1 - server0
+    phase.client_cpu = client1 - client0
+    phase.busy = machine0.busy_core_seconds(machine1, end - start)
+    errors = [e for w in walkers for e in w.stats.errors]
+    if errors:
+        phase.notes.append(f"{len(errors)} failed requests, e.g. {errors[0]}")
+    return phase
+
+
+# --- raw SQL: the pgbench script ----------------------------------------------------------
+
+SCRIPT = Path(__file__).with_name("api_pgbench.sql")
+READS = "--reads "
+
+
+def pgbench_script(*, with_reads: bool) -> str:
+    """bench/api_pgbench.sql, with its `--reads` lines made statements if asked."""
+    lines = SCRIPT.read_text().splitlines()
+    if with_reads:
+        lines = [line.removeprefix(READS) for line in lines]
+    return "\n".join(lines) + "\n"
+
+
+def pgbench_variables(year: int) -> list[str]:
+    values = {"year": year, "seller": SELLER_ID, "buyer_prefix": BUYER_PREFIX,
+              "listing_prefix": LISTING_PREFIX, "feed_lock": FEED_LOCK,
+              "channel": "dealroom_bench_raw"}  # fmt: skip
+    return [arg for k, v in values.items() for arg in ("-D", f"{k}={v}")]
+
+
+def _loadavg() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:
+        return float("nan")
+
+
+def pgbench_round(dsn: str, script: Path, clients: int, seconds: int, sampler: Sampler,
+                  name: str) -> Phase:  # fmt: skip
+    cmd = ["pgbench", "-n", "-c", str(clients), "-j", "2", "-M", "prepared", "-T", str(seconds),
+           *pgbench_variables(datetime.now(UTC).year), "-f", str(script), dsn]  # fmt: skip
+    machine0 = Machine.now()
+    sampler.begin()
+    before = os.times()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    after = os.times()
+    activity = sampler.end()
+    machine1 = Machine.now()
+    out = done.stdout + done.stderr
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    walks = re.search(r"number of transactions actually processed: (\d+)", out)
+    if done.returncode != 0 or tps is None or walks is None:
+        raise SystemExit(f"pgbench failed ({done.returncode}):\n{out[-3000:]}")
+    n = int(walks[1])
+    elapsed = n / float(tps[1]) if float(tps[1]) else float(seconds)
+    phase = Phase(name, elapsed, n * TRANSITIONS_PER_WALK, activity=activity,
+                  loadavg=[_loadavg()])  # fmt: skip
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    phase.errors = int(failed[1]) if failed else 0
+    latency = re.search(r"latency average = ([\d.]+) ms", out)
+    if latency:
+        # pgbench times a walk (4 transitions): per transition, its quarter.
+        phase.latency_sum = float(latency[1]) / 1000 / TRANSITIONS_PER_WALK * phase.transitions
+    phase.client_cpu = (after.children_user + after.children_system) - (
+        before.children_user + before.children_system
+    )
+    phase.busy = machine0.busy_core_seconds(machine1, float(seconds))
+    return phase
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def _mem_gib() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return "?"
+
+
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None or seconds != seconds else f"{seconds * 1000:.1f}"
+
+
+def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version: str) -> None:
+    raw = raws[0]
+    ratio = api.rate / raw.rate if raw.rate else 0.0
+    table = Table(title="Market deal transitions per second", title_justify="left")
+    for col in ("", "transitions/s", "ratio", "p50 ms", "p99 ms", "mean ms", "errors",
+                "each round"):  # fmt: skip
+        table.add_column(col, justify="left" if not col else "right")
+    table.add_row(
+        f"API over HTTP ({server})", f"{api.rate:,.0f}", f"{ratio:.2f}",
+        _ms(pct(api.latencies, 50)), _ms(pct(api.latencies, 99)), _ms(api.mean_latency),
+        str(api.errors), " / ".join(f"{r:,.0f}" for r in api.rounds),
+    )  # fmt: skip
+    for r in raws:
+        table.add_row(
+            f"raw SQL, pgbench ({r.name})", f"{r.rate:,.0f}",
+            "1.00" if r is raw else f"{r.rate / raw.rate:.2f}", "", "",
+            _ms(r.mean_latency), str(r.errors), " / ".join(f"{x:,.0f}" for x in r.rounds),
+        )  # fmt: skip
+    console.print(table)
+
+    steps = Table(title="API latency per transition (ms, as the client sees it)",
+                  title_justify="left")  # fmt: skip
+    for col in ("transition", "requests", "p50", "p99", "mean"):
+        steps.add_column(col, justify="left" if col == "transition" else "right")
+    for name, values in api.by_step.items():
+        steps.add_row(name, f"{len(values):,}", _ms(pct(values, 50)), _ms(pct(values, 99)),
+                      _ms(statistics.fmean(values) if values else None))  # fmt: skip
+    console.print(steps)
+
+    cost = Table(title="Where the time goes", title_justify="left")
+    for col in ("side", "app CPU ms/tr", "PG CPU ms/tr", "load gen ms/tr", "machine busy",
+                "running", "wait feed lock", "wait row lock", "idle in tx", "load avg"):  # fmt: skip
+        cost.add_column(col, justify="left" if col == "side" else "right")
+    cores = os.cpu_count() or 1
+    for p in (api, *raws):
+        a = p.activity
+        cost.add_row(
+            p.name, p.per_transition_ms(p.server_cpu), p.per_transition_ms(a.backend_cpu),
+            p.per_transition_ms(p.client_cpu), f"{p.busy / (p.seconds * cores):.0%}",
+            f"{a.mean(a.running):.1f}", f"{a.mean(a.advisory):.1f}", f"{a.mean(a.row_lock):.1f}",
+            f"{a.mean(a.idle_in_tx):.1f}", f"{statistics.fmean(p.loadavg):.1f}",
+        )  # fmt: skip
+    console.print(cost)
+    console.print(
+        "ms/tr: CPU milliseconds per transition of the API server processes, of the bench "
+        "database's PostgreSQL backends, and of the load generator (the client threads, or "
+        "pgbench). machine busy: all cores, every process on the machine. running / wait … / "
+        f"idle in tx: mean number of the bench database's backends (of {clients} clients) in "
+        "that state, sampled every 0.2 s. Raw mean ms: pgbench's latency per walk / 4."
+    )
+    for p in (api, *raws):
+        for note in dict.fromkeys(p.notes):
+            console.print(f"[yellow]{p.name}: {note}[/]")
+    console.print(
+        f"Machine: {cores} cores, {_mem_gib()}, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, {pg_version}; "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
+    )
+    verdict = "[bold green]met[/]" if ratio >= TARGET else "[bold red]NOT met[/]"
+    console.print(
+        f"API / raw SQL = {api.rate:,.0f} / {raw.rate:,.0f} = [bold]{ratio:.2f}[/]; "
+        f"target ≥ {TARGET:.1f}: {verdict}."
+    )
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="an admin URL of the PostgreSQL server (CREATE DATABASE)")  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="6 s per side, for CI")
+    parser.add_argument("--duration", type=float, help="seconds per side (default 30)")
+    parser.add_argument("--rounds", type=int, default=3, help="API/pgbench turns (default 3)")
+    parser.add_argument("--warmup", type=float, help="seconds before the first round (default 5)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--workers", type=int, default=2, help="API server processes")
+    parser.add_argument("--uvicorn", action="store_true",
+                        help="run uvicorn --no-access-log instead of `dealroom serve`")  # fmt: skip
+    parser.add_argument("--with-reads", action="store_true",
+                        help="also pgbench with the API's reads (a third side)")  # fmt: skip
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the database, the scripts and the server log")  # fmt: skip
+    args = parser.parse_args(argv)
+    duration = args.duration or (6.0 if args.quick else 30.0)
+    warmup = args.warmup if args.warmup is not None else (2.0 if args.quick else 5.0)
+    rounds = max(1, args.rounds)
+    seconds = max(1, round(duration / rounds))  # pgbench -T takes whole seconds
+    if shutil.which("pgbench") is None:
+        raise SystemExit("pgbench is not on PATH (Debian: apt-get install postgresql-client)")
+
+    console.print(
+        f"dealroom API benchmark: {args.clients} clients, {args.workers} server processes, "
+        f"{rounds} rounds of {seconds} s per side after {warmup:g} s of warm-up"
+    )
+    with exclusive_run(args.url):
+        return run(args, warmup=warmup, rounds=rounds, seconds=seconds)
+
+
+def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -> int:
+    work = Path(tempfile.mkdtemp(prefix="dealroom-bench-api-"))
+    dsn = libpq_url(args.url, DB_NAME)
+    server: Server | None = None
+    sampler: Sampler | None = None
+    try:
+        with console.status("creating and migrating the database"):
+            create_database(args.url)
+            seeded = seed(args.url, args.clients)
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            pg_version = f"PostgreSQL {row[0] if row else '?'}"
+        sampler = Sampler(dsn)
+        sampler.start()
+        sides = [("writes", False)] + ([("writes + reads", True)] if args.with_reads else [])
+        scripts = {}
+        for name, with_reads in sides:
+            scripts[name] = work / f"walk-{'reads' if with_reads else 'writes'}.sql"
+            scripts[name].write_text(pgbench_script(with_reads=with_reads))
+
+        with console.status("starting the API server"):
+            server = Server(sa_url(args.url, DB_NAME), args.workers, work,
+                            use_uvicorn=args.uvicorn)  # fmt: skip
+            server.wait_ready()
+        with console.status("warming up"):
+            api_round(server, seeded, args.clients, 0, warmup, sampler)
+            for name, _ in sides:
+                pgbench_round(dsn, scripts[name], args.clients, max(1, round(warmup)), sampler,
+                              name)  # fmt: skip
+        admin(args.url, "CHECKPOINT")
+
+        api_parts: list[Phase] = []
+        raw_parts: dict[str, list[Phase]] = {name: [] for name, _ in sides}
+        for i in range(rounds):
+            with console.status(f"round {i + 1}/{rounds}: the API, {args.clients} clients"):
+                api_parts.append(api_round(server, seeded, args.clients, 1.0, seconds, sampler))
+            line = f"round {i + 1}/{rounds}: API {api_parts[-1].rate:,.0f}"
+            for name, _ in sides:
+                with console.status(f"round {i + 1}/{rounds}: pgbench ({name})"):
+                    raw_parts[name].append(
+                        pgbench_round(dsn, scripts[name], args.clients, seconds, sampler, name)
+                    )
+                line += f", raw ({name}) {raw_parts[name][-1].rate:,.0f}"
+            console.print(line + " transitions/s")
+        server.stop()
+
+        api = Phase.merge("API", api_parts)
+        raws = [Phase.merge(name, raw_parts[name]) for name, _ in sides]
+        server_name = f"{'uvicorn' if args.uvicorn else 'dealroom serve'} --workers {args.workers}"
+        report(api, raws, server_name, args.clients, pg_version)
+    finally:
+        if server is not None:
+            server.stop()
+        if sampler is not None:
+            sampler.stop.set()
+            sampler.join(timeout=5)
+        if args.keep:
+            console.print(f"kept: database {DB_NAME}, scripts and server log in {work}")
+        else:
+            admin(args.url, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

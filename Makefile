@@ -29,12 +29,12 @@ test-pg: $(STAMP) ## run the test suite against the local PostgreSQL
 	DEALROOM_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -q -n 2
 
 lint: $(STAMP) ## ruff check and format check
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts prove
+	$(BIN)/ruff format --check src tests bench scripts prove
 
 format: $(STAMP) ## apply ruff format and safe fixes
-	$(BIN)/ruff format src tests bench scripts
-	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts prove
+	$(BIN)/ruff check --fix src tests bench scripts prove
 
 typecheck: $(STAMP) ## mypy --strict on src/
 	$(BIN)/mypy

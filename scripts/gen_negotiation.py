@@ -31,8 +31,8 @@ provider = seller. Regular flow: the buyer requests a quote; reverse flow: the s
 inquires or makes an offer. Offers loop between offer-pending and customer-offer-pending
 (and update-pending), then payment, delivery with a change-request loop, and reviews.
 Payment actions go to the payment adapter as payment:… effects (manual by default).
-Additions for quote versions: confirm-payment also runs accept-quote, so the terms on the
-table become the accepted version; the moves that end the negotiation (reject, withdraw,
+Additions for quote versions: confirm-payment also runs accept-quote and create-order, so the terms on the
+table become the accepted version and the order; the moves that end the negotiation (reject, withdraw,
 expire-payment) also reject, withdraw or expire the pending version. No counter rules:
 only the 100-transition quota guards the loops, as in Sharetribe."""
 
@@ -58,8 +58,8 @@ STATES = {
 
 #: Quote semantics on top of Sharetribe's actions: paying accepts the terms on the table,
 #: and every move that ends the negotiation closes the pending version.
-QUOTE_ACTIONS = {
-    "confirm-payment": "accept-quote",
+QUOTE_ACTIONS: dict[str, str | list[str]] = {
+    "confirm-payment": ["accept-quote", "create-order"],
     "customer-reject-offer": "reject-quote",
     "operator-reject-offer": "reject-quote",
     "customer-reject-from-update-pending": "reject-quote",
@@ -138,7 +138,8 @@ def main() -> int:
         if t["actor"] != "system":
             t["title"] = TITLES[t["name"]]
         if t["name"] in QUOTE_ACTIONS:
-            t["actions"].append(QUOTE_ACTIONS[t["name"]])
+            extra = QUOTE_ACTIONS[t["name"]]
+            t["actions"].extend([extra] if isinstance(extra, str) else extra)
         if t["name"] in REPLACED_ACTIONS:
             t["actions"] = list(REPLACED_ACTIONS[t["name"]])
     text = to_toml(mapping, header=HEADER)

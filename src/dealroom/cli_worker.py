@@ -45,6 +45,7 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"[green]fired {result.fired}[/] timer(s)"
                 + (f", {result.skipped_busy} busy (next pass)" if result.skipped_busy else "")
+                + (f", {result.stale} stale (cancelled)" if result.stale else "")
                 + (f", [red]{result.failed} failed[/]" if result.failed else "")
             )
             raise typer.Exit(1 if result.failed else 0)

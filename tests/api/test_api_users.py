@@ -128,12 +128,17 @@ def test_public_profile_shows_no_email_or_secrets(client: TestClient, db: Databa
     assert set(profile) == {"id", "name", "organization", "kyc_verified", "created_at", "trust"}
     assert profile["organization"] == "Parts Inc"
     assert profile["trust"] == {
+        "member_since": profile["created_at"][:10],
         "account_age_days": 400,
+        "kyc_verified": profile["kyc_verified"],
         "deals_closed": 0,
         "deals_ended": 0,
         "completion_rate": None,
         "median_response_seconds": None,
-        "responses_sampled": 0,
+        "responses": 0,
+        "responses_within_sla": None,
+        "reviews_average": None,
+        "reviews_count": 0,
     }
     assert "nora@parts.example" not in r.text
 
@@ -209,4 +214,4 @@ def test_trust_profile_counts_closed_deals_and_answer_times(
     assert trust["deals_ended"] == 2
     assert trust["completion_rate"] == 0.5
     assert trust["median_response_seconds"] == 2 * 3600  # median of 1 h and 3 h
-    assert trust["responses_sampled"] == 2
+    assert trust["responses"] == 2

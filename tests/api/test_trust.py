@@ -149,8 +149,9 @@ def test_reviews_count_once_published_and_are_about_the_other_party(room: Room) 
     assert seller_profile["responses"] == 5  # 1 h, 48 h, 3 h, 1 h, 24 h
     assert seller_profile["median_response_seconds"] == 3 * H
     assert seller_profile["responses_within_sla"] == 0.8
-    assert (seller_profile["deals_closed"], seller_profile["deals_ended"]) == (0, 1)
-    assert seller_profile["completion_rate"] == 0.0  # negotiation deals make no order
+    # Paying creates the order (confirm-payment), so both deals count as closed; one ended.
+    assert (seller_profile["deals_closed"], seller_profile["deals_ended"]) == (2, 1)
+    assert seller_profile["completion_rate"] == 1.0
     buyer_profile = profile(room, buyer)
     assert (buyer_profile["reviews_average"], buyer_profile["reviews_count"]) == (5.0, 1)
     assert buyer_profile["responses"] == 4  # 1 h, 24 h, 1 h, 24 h

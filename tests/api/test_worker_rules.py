@@ -603,7 +603,13 @@ def test_every_pending_deadline_shows_in_the_deal(room: Room) -> None:
         "respond_by": audit.iso(t0 + 48 * H),
         "respond_by_rule": "NEG-T01",
         "expires_with": "NEGOTIATION_TIMEOUT",
-    }
+        "timers": [
+            {"transition": "expire", "rule": "NEG-T01", "event": "NEGOTIATION_TIMEOUT",
+             "due_at": audit.iso(t0 + 48 * H)},
+            {"transition": "expire", "rule": "NEG-T04", "event": "NEGOTIATION_TIMEOUT",
+             "due_at": audit.iso(t0 + 30 * D)},
+        ],
+    }  # fmt: skip
     assert view["next_step"] == {
         "action": "send-quote", "actor": "seller", "due_at": audit.iso(t0 + 48 * H),
     }  # fmt: skip
@@ -618,7 +624,13 @@ def test_every_pending_deadline_shows_in_the_deal(room: Room) -> None:
         "respond_by_rule": "NEG-T03",
         "expires_with": "QUOTE_EXPIRED",
         "quote_valid_until": audit.iso(valid_until),
-    }
+        "timers": [
+            {"transition": "expire", "rule": "NEG-T03", "event": "QUOTE_EXPIRED",
+             "due_at": audit.iso(valid_until)},
+            {"transition": "expire", "rule": "NEG-T04", "event": "NEGOTIATION_TIMEOUT",
+             "due_at": audit.iso(sent + 30 * D)},
+        ],
+    }  # fmt: skip
     assert view["next_step"] == {
         "action": "respond", "actor": "buyer", "due_at": audit.iso(valid_until),
     }  # fmt: skip

@@ -575,8 +575,8 @@ QUOTE_REPLACEMENTS = {
     "customer-withdraw-counter-offer": ("restore-previous", "update-metadata"),
     "provider-reject-counter-offer": ("restore-previous", "update-metadata"),
 }
-QUOTE_ADDITIONS = {
-    "confirm-payment": "accept-quote",
+QUOTE_ADDITIONS: dict[str, str | tuple[str, ...]] = {
+    "confirm-payment": ("accept-quote", "create-order"),
     "customer-reject-offer": "reject-quote",
     "operator-reject-offer": "reject-quote",
     "customer-reject-from-update-pending": "reject-quote",
@@ -613,7 +613,8 @@ def test_builtin_negotiation_is_sharetribe_default_negotiation() -> None:
         assert (mine.src, mine.dst, mine.actors) == (theirs.src, theirs.dst, theirs.actors), name
         assert mine.privileged == theirs.privileged, name
         assert mine.timers == theirs.timers, name
-        extra = (QUOTE_ADDITIONS[name],) if name in QUOTE_ADDITIONS else ()
+        extra = QUOTE_ADDITIONS.get(name, ())
+        extra = (extra,) if isinstance(extra, str) else tuple(extra)
         if name in QUOTE_REPLACEMENTS:
             assert mine.actions == QUOTE_REPLACEMENTS[name], name
         else:
@@ -634,6 +635,7 @@ def test_builtin_negotiation_loads_and_names_its_parties() -> None:
         "payment:stripe-confirm-payment-intent",
         "payment:stripe-capture-payment-intent",
         "accept-quote",
+        "create-order",
     )
 
 
@@ -668,7 +670,9 @@ def test_negotiation_walk_from_offer_to_reviews() -> None:
     assert [e.name for e in o.effects] == [
         "payment:stripe-confirm-payment-intent",
         "payment:stripe-capture-payment-intent",
+        "create-order",
     ]
+    assert o.effects[-1].params["total"] == "80.00"
     assert w.due("auto-cancel") == w.now + timedelta(days=75)
     assert w.due("deliver-reminder") == w.now + timedelta(days=72)
     assert {n.name for n in o.notifications} == {"order-receipt", "accepted-offer"}

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from dealroom.api.deps import CurrentUser, Idempotent, UoW, require_role
 from dealroom.api.schemas_accounts import PublicProfileRead, TrustRead, UserCreate, UserRead
 from dealroom.services import accounts
+from dealroom.services.trust import trust_profile
 
 router = APIRouter(prefix="/v1", tags=["users"])
 
@@ -55,12 +56,12 @@ def public_profile(user_id: str, uow: UoW, _caller: CurrentUser) -> PublicProfil
     """A user's public profile and trust facts: account age, deals closed, completion rate
     and median response time. Never the email or roles."""
     target = accounts.get_user(uow.session, user_id)
-    trust = accounts.trust_profile(uow.session, target, uow.now)
+    trust = trust_profile(uow.session, target.id, uow.now)
     return PublicProfileRead(
         id=target.id,
         name=target.name,
         organization=target.organization,
         kyc_verified=target.kyc_verified,
         created_at=target.created_at,
-        trust=TrustRead.model_validate(trust, from_attributes=True),
+        trust=TrustRead.model_validate(trust),
     )

@@ -173,19 +173,25 @@ class UserCreate(Input):
 
 
 class TrustRead(BaseModel):
-    """Facts from the record, not ratings: how long, how many, how fast."""
+    """Facts from the record, not ratings: how long, how many, how fast (services.trust)."""
 
+    member_since: str = Field(description="Account creation date (ISO-8601).")
     account_age_days: int
+    kyc_verified: bool
     deals_closed: int = Field(description="Deals ended with an order, as buyer or seller.")
     deals_ended: int = Field(description="Deals that reached a final state.")
     completion_rate: float | None = Field(
-        description="deals_closed / deals_ended (0…1), null before any deal ended."
+        description="Share of ended deals that closed with an order (0…1); null before any."
     )
     median_response_seconds: int | None = Field(
-        description="Median time this user took to answer the other party's move "
-        "(over the most recent answers)."
+        description="Median time this user took to answer the other party's move."
     )
-    responses_sampled: int
+    responses: int = Field(description="Answers the median and SLA share are taken over.")
+    responses_within_sla: float | None = Field(
+        description="Share of those answers within the process's response-time SLA (0…1)."
+    )
+    reviews_average: float | None = Field(description="Average published review rating.")
+    reviews_count: int
 
 
 class PublicProfileRead(BaseModel):

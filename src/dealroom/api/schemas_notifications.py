@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
@@ -43,7 +43,10 @@ class NotificationsReadCreate(BaseModel):
         json_schema_extra={"examples": [{"ids": [41, 42]}, {"all": True}]},
     )
 
-    ids: list[StrictInt] | None = Field(default=None, max_length=MAX_IDS)
+    # Bounded to BIGINT so an absurd id is a 422, not a database overflow.
+    ids: list[Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]] | None = Field(
+        default=None, max_length=MAX_IDS
+    )
     all_: StrictBool | None = Field(default=None, alias="all")
 
     @model_validator(mode="after")

@@ -5,12 +5,10 @@ Services flush, never commit: the request (or the command line) owns the transac
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,8 +19,6 @@ from dealroom.security import DUMMY_HASH, hash_password, verify_password
 #: One answer for an unknown email and a wrong password, so neither leaks which it was.
 BAD_CREDENTIALS = "Wrong email or password."
 #: The trust profile's response times come from this many recent deals and answers at most.
-RECENT_DEALS = 50
-RECENT_ANSWERS = 200
 
 
 def normalize_email(email: str) -> str:
@@ -92,56 +88,3 @@ def get_user(session: Session, user_id: str) -> m.User:
     if user is None or user.deleted_at is not None:
         raise NotFound("There is no such user.", rule="USER")
     return user
-
-
-@dataclass(frozen=True)
-class Trust:
-    account_age_days: int
-    deals_closed: int
-    deals_ended: int
-    completion_rate: float | None
-    median_response_seconds: int | None
-    responses_sampled: int
-
-
-def trust_profile(session: Session, user: m.User, now: datetime) -> Trust:
-    """Facts from the record: age, deals ended and closed with an order, answer times."""
-    party = or_(m.Deal.buyer_id == user.id, m.Deal.seller_id == user.id)
-    ended = session.execute(
-        select(func.count()).select_from(m.Deal).where(party, m.Deal.closed_at.is_not(None))
-    ).scalar_one()
-    closed = session.execute(
-        select(func.count())
-        .select_from(m.Deal)
-        .join(m.Order, m.Order.deal_id == m.Deal.id)
-        .where(party, m.Deal.closed_at.is_not(None))
-    ).scalar_one()
-
-    # Answer times are in the payload of the user's moves (engine: response_seconds).
-    # Bounded: the user's most recent deals (indexed by party), then their answers there.
-    recent = (
-        select(m.Deal.id)
-        .where(party)
-        .order_by(m.Deal.updated_at.desc())
-        .limit(RECENT_DEALS)
-        .scalar_subquery()
-    )
-    payloads = session.scalars(
-        select(m.Event.payload)
-        .where(m.Event.deal_id.in_(recent), m.Event.actor_id == user.id)
-        .order_by(m.Event.created_at.desc())
-        .limit(RECENT_ANSWERS)
-    )
-    seconds = [
-        int(p["response_seconds"])
-        for p in payloads
-        if isinstance(p, dict) and isinstance(p.get("response_seconds"), int)
-    ]
-    return Trust(
-        account_age_days=max(0, (now - user.created_at).days),
-        deals_closed=int(closed),
-        deals_ended=int(ended),
-        completion_rate=round(closed / ended, 4) if ended else None,
-        median_response_seconds=int(statistics.median(seconds)) if seconds else None,
-        responses_sampled=len(seconds),
-    )

@@ -14,14 +14,19 @@ from dealroom.domain import engine
 from dealroom.domain.engine import DealState
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion
-from dealroom.services import fees
+from dealroom.services import fees, trust
 from dealroom.services.audit import iso
 
 
-def party(user: m.User | None) -> dict[str, Any] | None:
+def party(
+    user: m.User | None, profiles: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
     if user is None:
         return None
-    return {"id": user.id, "name": user.name, "organization": user.organization}
+    out: dict[str, Any] = {"id": user.id, "name": user.name, "organization": user.organization}
+    if profiles is not None and user.id in profiles:
+        out["trust"] = {k: v for k, v in profiles[user.id].items() if k != "user_id"}
+    return out
 
 
 def quote_json(v: QuoteVersion | None) -> dict[str, Any] | None:
@@ -41,6 +46,11 @@ def deadlines(state: DealState, timers: list[m.Timer]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     moves = [t for t in timers if t.kind == "transition"]
     if moves:
+        # Every pending clock, so a party always sees when each one runs out.
+        out["timers"] = [
+            {"transition": t.name, "rule": t.rule, "event": t.event, "due_at": iso(t.due_at)}
+            for t in moves
+        ]
         first = moves[0]
         out["respond_by"] = iso(first.due_at)
         out["respond_by_rule"] = first.rule
@@ -150,6 +160,9 @@ def deal_json(
     users = users or {}
     buyer = users.get(deal.buyer_id) or session.get(m.User, deal.buyer_id)
     seller = users.get(deal.seller_id) or session.get(m.User, deal.seller_id)
+    profiles = trust.trust_profiles(
+        session, [deal.buyer_id, deal.seller_id], now or deal.updated_at
+    )
     if timers is None:
         timers = pending_timers(session, deal.id) if deal.ref != "(dry run)" else []
     handoff = handoff_json(session, deal.id)
@@ -165,8 +178,8 @@ def deal_json(
         "listing_id": deal.listing_id,
         "listing_snapshot": deal.listing_snapshot,
         "listing_changed": changed,
-        "buyer": party(buyer),
-        "seller": party(seller),
+        "buyer": party(buyer, profiles),
+        "seller": party(seller, profiles),
         "viewer_role": viewer_role,
         "current_quote": quote_json(state.current),
         "accepted_quote": quote_json(state.accepted),

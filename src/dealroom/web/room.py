@@ -4,9 +4,8 @@ forms of the moves the viewer may make now. `routes_room` renders it."""
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,7 +15,7 @@ from dealroom.domain import engine
 from dealroom.domain.engine import DealState
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion, diff
-from dealroom.services import accounts, deals, views
+from dealroom.services import deals, trust, views
 from dealroom.services.processes import get_process
 from dealroom.services.uow import UnitOfWork
 from dealroom.web import forms
@@ -120,25 +119,7 @@ class Room:
 
 
 def trust_profiles(session: Session, ids: list[str], now: Any) -> dict[str, dict[str, Any]]:
-    """`services.trust` when it is there; the account facts otherwise."""
-    try:
-        module = importlib.import_module("dealroom.services.trust")
-    except ModuleNotFoundError:
-        module = None
-    if module is not None and hasattr(module, "trust_profiles"):
-        return cast(dict[str, dict[str, Any]], module.trust_profiles(session, ids, now))
-    out = {}
-    for user_id in ids:
-        user = session.get(m.User, user_id)
-        if user is not None:
-            t = accounts.trust_profile(session, user, now)
-            out[user_id] = {
-                "user_id": user.id,
-                "member_since": user.created_at.date().isoformat(),
-                "kyc_verified": user.kyc_verified,
-                **t.__dict__,
-            }
-    return out
+    return trust.trust_profiles(session, ids, now)
 
 
 def _history(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -255,43 +254,9 @@ def list_deals(
 
 def _list_items(uow: UnitOfWork, user: m.User, rows: list[m.Deal]) -> list[dict[str, Any]]:
     """Render a page of deals with a fixed number of queries, whatever its length."""
-    if not rows:
-        return []
-    s = uow.session
-    ids = [d.id for d in rows]
-    party_ids = {d.buyer_id for d in rows} | {d.seller_id for d in rows}
-    users = {u.id: u for u in s.scalars(select(m.User).where(m.User.id.in_(party_ids)))}
-    versions: dict[str, list[m.QuoteVersion]] = defaultdict(list)
-    for v in s.scalars(
-        select(m.QuoteVersion)
-        .where(m.QuoteVersion.deal_id.in_(ids))
-        .order_by(m.QuoteVersion.deal_id, m.QuoteVersion.number)
-    ):
-        versions[v.deal_id].append(v)
-    timers: dict[str, list[m.Timer]] = defaultdict(list)
-    for t in s.scalars(
-        select(m.Timer)
-        .where(m.Timer.deal_id.in_(ids), m.Timer.status == "pending")
-        .order_by(m.Timer.due_at)
-    ):
-        timers[t.deal_id].append(t)
-    orders = {o.deal_id: o for o in s.scalars(select(m.Order).where(m.Order.deal_id.in_(ids)))}
-    escrows = {e.deal_id: e for e in s.scalars(select(m.Escrow).where(m.Escrow.deal_id.in_(ids)))}
-    shipments = {
-        x.deal_id: x for x in s.scalars(select(m.Shipment).where(m.Shipment.deal_id.in_(ids)))
-    }
     items = []
-    for deal in rows:
-        process = get_process(s, deal.process_name, deal.process_version)
-        state = deals.engine_state(uow, deal, process, versions=versions[deal.id])
-        handoff: dict[str, Any] | None = None
-        if deal.id in orders:
-            escrow, shipment = escrows.get(deal.id), shipments.get(deal.id)
-            handoff = {
-                "order_ref": orders[deal.id].ref,
-                "escrow": None if escrow is None else {"status": escrow.status},
-                "shipment": None if shipment is None else {"status": shipment.status},
-            }
+    for page in views.load_page(uow, rows):
+        deal, state, handoff = page.deal, page.state, page.handoff
         current = state.current
         items.append(
             {
@@ -302,8 +267,8 @@ def _list_items(uow: UnitOfWork, user: m.User, rows: list[m.Deal]) -> list[dict[
                 "version": deal.version,
                 "listing_id": deal.listing_id,
                 "listing_title": deal.listing_snapshot.get("title", ""),
-                "buyer": views.party(users.get(deal.buyer_id)),
-                "seller": views.party(users.get(deal.seller_id)),
+                "buyer": views.party(page.buyer),
+                "seller": views.party(page.seller),
                 "viewer_role": _viewer_role(deal, user),
                 "current_quote": None
                 if current is None
@@ -318,7 +283,7 @@ def _list_items(uow: UnitOfWork, user: m.User, rows: list[m.Deal]) -> list[dict[
                 },
                 "round": state.round,
                 "order_ref": handoff["order_ref"] if handoff else None,
-                "next_step": views.next_step(process, state, handoff, timers[deal.id]),
+                "next_step": page.next_step,
                 "created_at": audit.iso(deal.created_at),
                 "updated_at": audit.iso(deal.updated_at),
                 "closed_at": audit.iso(deal.closed_at) if deal.closed_at else None,

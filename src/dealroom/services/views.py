@@ -3,6 +3,8 @@ the web deal room."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,8 +16,10 @@ from dealroom.domain import engine
 from dealroom.domain.engine import DealState
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion
-from dealroom.services import fees, trust
+from dealroom.services import deals, fees, trust
 from dealroom.services.audit import iso
+from dealroom.services.processes import get_process
+from dealroom.services.uow import UnitOfWork
 
 
 def party(
@@ -196,3 +200,70 @@ def deal_json(
         "updated_at": iso(deal.updated_at),
         "closed_at": iso(deal.closed_at) if deal.closed_at else None,
     }
+
+
+@dataclass
+class PageItem:
+    """One deal of a list page, with what its row shows."""
+
+    deal: m.Deal
+    process: Process
+    state: DealState
+    buyer: m.User | None
+    seller: m.User | None
+    handoff: dict[str, Any] | None
+    next_step: dict[str, Any] | None
+
+
+def load_page(uow: UnitOfWork, rows: list[m.Deal]) -> list[PageItem]:
+    """A page of deals with a fixed number of queries, whatever its length (API list,
+    web lists)."""
+    if not rows:
+        return []
+    s = uow.session
+    ids = [d.id for d in rows]
+    party_ids = {d.buyer_id for d in rows} | {d.seller_id for d in rows}
+    users = {u.id: u for u in s.scalars(select(m.User).where(m.User.id.in_(party_ids)))}
+    versions: dict[str, list[m.QuoteVersion]] = defaultdict(list)
+    for v in s.scalars(
+        select(m.QuoteVersion)
+        .where(m.QuoteVersion.deal_id.in_(ids))
+        .order_by(m.QuoteVersion.deal_id, m.QuoteVersion.number)
+    ):
+        versions[v.deal_id].append(v)
+    timers: dict[str, list[m.Timer]] = defaultdict(list)
+    for t in s.scalars(
+        select(m.Timer)
+        .where(m.Timer.deal_id.in_(ids), m.Timer.status == "pending")
+        .order_by(m.Timer.due_at)
+    ):
+        timers[t.deal_id].append(t)
+    orders = {o.deal_id: o for o in s.scalars(select(m.Order).where(m.Order.deal_id.in_(ids)))}
+    escrows = {e.deal_id: e for e in s.scalars(select(m.Escrow).where(m.Escrow.deal_id.in_(ids)))}
+    shipments = {
+        x.deal_id: x for x in s.scalars(select(m.Shipment).where(m.Shipment.deal_id.in_(ids)))
+    }
+    items = []
+    for deal in rows:
+        process = get_process(s, deal.process_name, deal.process_version)
+        state = deals.engine_state(uow, deal, process, versions=versions[deal.id])
+        handoff: dict[str, Any] | None = None
+        if deal.id in orders:
+            escrow, shipment = escrows.get(deal.id), shipments.get(deal.id)
+            handoff = {
+                "order_ref": orders[deal.id].ref,
+                "escrow": None if escrow is None else {"status": escrow.status},
+                "shipment": None if shipment is None else {"status": shipment.status},
+            }
+        items.append(
+            PageItem(
+                deal=deal,
+                process=process,
+                state=state,
+                buyer=users.get(deal.buyer_id),
+                seller=users.get(deal.seller_id),
+                handoff=handoff,
+                next_step=next_step(process, state, handoff, timers[deal.id]),
+            )
+        )
+    return items

@@ -3,17 +3,15 @@ number of queries whatever the page's length."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 
 from dealroom.db import models as m
 from dealroom.domain.model import Process
 from dealroom.services import deals, views
-from dealroom.services.processes import get_process
 from dealroom.services.uow import UnitOfWork
 from dealroom.web.formatting import as_time
 
@@ -59,62 +57,21 @@ def _role(deal: m.Deal, user: m.User) -> str:
 
 
 def deal_rows(uow: UnitOfWork, user: m.User, stmt: Select[Any]) -> list[DealRow]:
-    s = uow.session
-    rows: list[m.Deal] = list(s.scalars(stmt))
-    if not rows:
-        return []
-    ids = [d.id for d in rows]
-    party_ids = {d.buyer_id for d in rows} | {d.seller_id for d in rows}
-    users = {u.id: u for u in s.scalars(select(m.User).where(m.User.id.in_(party_ids)))}
-    versions: dict[str, list[m.QuoteVersion]] = defaultdict(list)
-    for v in s.scalars(
-        select(m.QuoteVersion)
-        .where(m.QuoteVersion.deal_id.in_(ids))
-        .order_by(m.QuoteVersion.deal_id, m.QuoteVersion.number)
-    ):
-        versions[v.deal_id].append(v)
-    timers: dict[str, list[m.Timer]] = defaultdict(list)
-    for t in s.scalars(
-        select(m.Timer)
-        .where(m.Timer.deal_id.in_(ids), m.Timer.status == "pending")
-        .order_by(m.Timer.due_at)
-    ):
-        timers[t.deal_id].append(t)
-    closed = [d.id for d in rows if d.closed_at is not None]
-    orders: dict[str, m.Order] = {}
-    escrows: dict[str, m.Escrow] = {}
-    shipments: dict[str, m.Shipment] = {}
-    if closed:
-        orders = {
-            o.deal_id: o for o in s.scalars(select(m.Order).where(m.Order.deal_id.in_(closed)))
-        }
-        escrows = {
-            e.deal_id: e for e in s.scalars(select(m.Escrow).where(m.Escrow.deal_id.in_(closed)))
-        }
-        shipments = {x.deal_id: x for x in s.scalars(select(m.Shipment).where(m.Shipment.deal_id.in_(closed)))}  # fmt: skip
+    rows: list[m.Deal] = list(uow.session.scalars(stmt))
     out = []
-    for deal in rows:
-        process = get_process(s, deal.process_name, deal.process_version)
-        state = deals.engine_state(uow, deal, process, versions=versions[deal.id])
-        handoff: dict[str, Any] | None = None
-        if deal.id in orders:
-            escrow, shipment = escrows.get(deal.id), shipments.get(deal.id)
-            handoff = {
-                "order_ref": orders[deal.id].ref,
-                "escrow": None if escrow is None else {"status": escrow.status},
-                "shipment": None if shipment is None else {"status": shipment.status},
-            }
+    for page in views.load_page(uow, rows):
+        deal, state, handoff, process = page.deal, page.state, page.handoff, page.process
         current = state.current
         out.append(
             DealRow(
                 deal=deal,
                 process=process,
                 role=_role(deal, user),
-                buyer=users.get(deal.buyer_id),
-                seller=users.get(deal.seller_id),
+                buyer=page.buyer,
+                seller=page.seller,
                 current=None if current is None else current.to_json(),
                 accepted=state.accepted is not None,
-                next_step=views.next_step(process, state, handoff, timers[deal.id]),
+                next_step=page.next_step,
                 order_ref=handoff["order_ref"] if handoff else None,
             )
         )

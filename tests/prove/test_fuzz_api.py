@@ -74,9 +74,6 @@ def test_mark_read_refuses_ids_beyond_bigint(world: World) -> None:
     assert r.status_code == 422, (r.status_code, r.text)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: routes outside /v1/deals do not document 401 in OpenAPI"
-)
 def test_every_route_that_needs_a_token_documents_401(world: World) -> None:
     failures = fuzz(world, {}, [status_code_conformance])
     assert not failures, "\n\n".join(f[:300] for f in failures)

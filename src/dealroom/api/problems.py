@@ -135,3 +135,27 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Replay, _replay)
     app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+#: OpenAPI entry for routers whose routes need a bearer token.
+NEEDS_TOKEN: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "Not signed in, or the token expired, is forged or its user is gone "
+        "(NEG-012).",
+        "content": {
+            PROBLEM: {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "code", "detail"],
+                    "properties": {
+                        "type": {"type": "string"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "code": {"type": "string", "examples": ["NEG-012"]},
+                        "detail": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}

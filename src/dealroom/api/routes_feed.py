@@ -10,12 +10,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 
 from dealroom.api.deps import CurrentUser, UoW
+from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_accounts import FeedEventRead, FeedPage
 from dealroom.db import models as m
 from dealroom.services.audit import event_json
 from dealroom.services.deals import STAFF_ROLES
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], responses=NEEDS_TOKEN)
 
 
 @router.get("/events", response_model=FeedPage)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 
 from dealroom.api.deps import CurrentUser, Idempotent, UoW
+from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_accounts import (
     Kind,
     ListingCreate,
@@ -19,7 +20,7 @@ from dealroom.api.schemas_accounts import (
 from dealroom.db import models as m
 from dealroom.services import deals, listings
 
-router = APIRouter(prefix="/v1/listings", tags=["listings"])
+router = APIRouter(prefix="/v1/listings", tags=["listings"], responses=NEEDS_TOKEN)
 
 
 def listing_read(row: m.Listing, offer_count: int) -> ListingRead:

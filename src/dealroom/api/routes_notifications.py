@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from dealroom.api.deps import CurrentUser, UoW
+from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_notifications import (
     NotificationPage,
     NotificationRead,
@@ -17,7 +18,7 @@ from dealroom.api.schemas_notifications import (
 )
 from dealroom.services import bell
 
-router = APIRouter(prefix="/v1/me", tags=["notifications"])
+router = APIRouter(prefix="/v1/me", tags=["notifications"], responses=NEEDS_TOKEN)
 
 
 @router.get(

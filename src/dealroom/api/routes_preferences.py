@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from dealroom.api.deps import CurrentUser, Idempotent, UoW
+from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_notify import PreferencesRead, PreferencesUpdate
 from dealroom.services import preferences
 
-router = APIRouter(prefix="/v1", tags=["notifications"])
+router = APIRouter(prefix="/v1", tags=["notifications"], responses=NEEDS_TOKEN)
 
 
 def _read(p: preferences.Preferences) -> PreferencesRead:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Response
 
 from dealroom import processes as builtins
 from dealroom.api.deps import CurrentUser, Idempotent, UoW, require_role
+from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_accounts import (
     NotificationRead,
     ProcessCreate,
@@ -25,7 +26,7 @@ from dealroom.domain.errors import FieldProblem, InvalidRequest, ProcessError
 from dealroom.domain.model import Process
 from dealroom.services import processes
 
-router = APIRouter(prefix="/v1/processes", tags=["processes"])
+router = APIRouter(prefix="/v1/processes", tags=["processes"], responses=NEEDS_TOKEN)
 
 
 def process_read(p: Process) -> ProcessRead:

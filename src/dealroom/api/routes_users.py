@@ -6,11 +6,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from dealroom.api.deps import CurrentUser, Idempotent, UoW, require_role
+from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_accounts import PublicProfileRead, TrustRead, UserCreate, UserRead
 from dealroom.services import accounts
 from dealroom.services.trust import trust_profile
 
-router = APIRouter(prefix="/v1", tags=["users"])
+router = APIRouter(prefix="/v1", tags=["users"], responses=NEEDS_TOKEN)
 
 
 @router.post(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from dealroom.api.deps import CurrentUser, Idempotent, UoW, require_role
+from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_notify import (
     DeliveryPage,
     DeliveryRead,
@@ -20,7 +21,7 @@ from dealroom.api.schemas_notify import (
 from dealroom.domain.errors import InvalidRequest
 from dealroom.notify import webhooks
 
-router = APIRouter(prefix="/v1", tags=["webhooks"])
+router = APIRouter(prefix="/v1", tags=["webhooks"], responses=NEEDS_TOKEN)
 
 STAFF = ("admin", "operator")
 FORBIDDEN: dict[int | str, dict[str, Any]] = {

@@ -34,6 +34,10 @@ def wait_timers_drained(db: Database, timeout: float) -> int:
 def check_all(db: Database, record: Record) -> list[tuple[str, bool, str]]:
     out: list[tuple[str, bool, str]] = []
     with db.session(write=False) as s:
+        # One snapshot for every check: the worker may still be firing while we read, and
+        # under READ COMMITTED a deal row read first would lag events read later.
+        if db.engine.dialect.name == "postgresql":
+            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         deals = {d.id: d for d in s.scalars(select(m.Deal))}
         msgs = set(s.scalars(select(m.Message.id)))
         missing = [d for d in record.deals if d not in deals]

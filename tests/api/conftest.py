@@ -14,7 +14,7 @@ from dealroom.app import create_app
 from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db.session import Database
-from people import TEST_SECRET
+from people import TEST_SECRET, Person, add_user
 
 T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
 
@@ -47,3 +47,14 @@ def app(db: Database, clock: TestClock):  # type: ignore[no-untyped-def]
 def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
+
+
+@pytest.fixture
+def people(db: Database, clock: TestClock) -> dict[str, Person]:
+    now = clock.now()
+    return {
+        "buyer": add_user(db, now, "buyer@acme.example", organization="Acme Corp"),
+        "seller": add_user(db, now, "seller@parts.example", organization="Parts Inc"),
+        "other": add_user(db, now, "other@elsewhere.example"),
+        "operator": add_user(db, now, "ops@market.example", roles=("operator",)),
+    }

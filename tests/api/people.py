@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
-from dealroom.db.models import User
+from dealroom.db.models import Base, User
 from dealroom.db.session import Database
 from dealroom.security import hash_password, issue_token
 
@@ -73,3 +74,23 @@ def make_listing(client: TestClient, owner: Person, **fields: Any) -> dict[str, 
     r = client.post("/v1/listings", json=body, headers=owner.headers)
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+OFFER_MESSAGE = (
+    "We would like to buy at this price; financing is arranged and we can close in 30 days."
+)
+OFFER_FIELDS = {"buyer_role": "company", "timeline": "30days", "financing": "cash"}
+
+
+def open_deal(client: TestClient, who: Person, listing: dict[str, Any], **body: Any) -> Any:
+    r = client.post("/v1/deals", json={"listing_id": listing["id"], **body}, headers=who.headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def table_counts(db: Database) -> dict[str, int]:
+    with db.transaction(write=False) as s:
+        return {
+            t.name: s.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in Base.metadata.sorted_tables
+        }

@@ -11,43 +11,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 
 from dealroom.api.schemas_deals import DealListItem, DealRead, MessageRead
 from dealroom.clock import TestClock
-from dealroom.db.models import Base
 from dealroom.db.session import Database
-from people import Person, add_user, make_listing
-
-OFFER_MESSAGE = (
-    "We would like to buy at this price; financing is arranged and we can close in 30 days."
-)
-OFFER_FIELDS = {"buyer_role": "company", "timeline": "30days", "financing": "cash"}
-
-
-@pytest.fixture
-def people(db: Database, clock: TestClock) -> dict[str, Person]:
-    now = clock.now()
-    return {
-        "buyer": add_user(db, now, "buyer@acme.example", organization="Acme Corp"),
-        "seller": add_user(db, now, "seller@parts.example", organization="Parts Inc"),
-        "other": add_user(db, now, "other@elsewhere.example"),
-        "operator": add_user(db, now, "ops@market.example", roles=("operator",)),
-    }
-
-
-def open_deal(client: TestClient, who: Person, listing: dict[str, Any], **body: Any) -> Any:
-    r = client.post("/v1/deals", json={"listing_id": listing["id"], **body}, headers=who.headers)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def table_counts(db: Database) -> dict[str, int]:
-    with db.transaction(write=False) as s:
-        return {
-            t.name: s.execute(select(func.count()).select_from(t)).scalar_one()
-            for t in Base.metadata.sorted_tables
-        }
+from people import OFFER_FIELDS, OFFER_MESSAGE, Person, make_listing, open_deal, table_counts
 
 
 def problem(r: Any, status: int, code: str) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 -- bench/api.py, raw-SQL side: one market deal walked as 4 transactions, statement for
 -- statement what the API writes for each (services/deals.py open_deal, fire_transition,
--- persist, _handoff; services/audit.py next_feed_seq, append; notifications.record;
--- notify/email.enqueue; realtime.PostgresBroker.deliver after commit).
+-- persist, _handoff; services/audit.py append, number_feed; notifications.record;
+-- notify/email.enqueue; realtime.PostgresBroker.deliver after commit), in the API's order:
+-- the reference counters (services/refs.py) in a statement of their own, outside the
+-- deal's transaction; the feed lock, the feed position, the events, the bell items and
+-- their emails last, just before COMMIT (audit.number_feed).
 --
 -- One pgbench transaction is one walk: transitions/s = 4 x tps. Variables from bench/api.py
 -- (-D): year, seller, buyer_prefix, listing_prefix, feed_lock, channel. :client_id
@@ -15,12 +18,12 @@
 -- those that render the answer). They stay comments unless bench/api.py --with-reads.
 
 -- 1. make-offer (buyer) ------------------------------------------------------------------
-BEGIN;
---reads SELECT * FROM users WHERE id = :buyer_prefix || lpad(:client_id::text, 12, '0');
---reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
 INSERT INTO counters (name, value) VALUES ('DEAL-' || :year::text, 1)
   ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
   RETURNING value AS deal_no \gset
+BEGIN;
+--reads SELECT * FROM users WHERE id = :buyer_prefix || lpad(:client_id::text, 12, '0');
+--reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
 INSERT INTO deals (id, ref, process_name, process_version, state, version, listing_id,
     listing_snapshot, buyer_id, seller_id, initiated_by, proposals, transition_count,
     initiated_at, last_move_at, last_mover, last_transition, entered, first_transitioned,
@@ -44,27 +47,11 @@ INSERT INTO quote_versions (id, deal_id, number, created_by_id, created_by_role,
   VALUES (gen_random_uuid()::text, :deal_id, 1, :buyer_id, 'buyer', 100.00, 50, 5000.00, 'USD',
     NULL, NULL, NULL, now() + interval '7 days', NULL, NULL, 'initial', NULL, NULL, true,
     'pending', now());
-SELECT pg_advisory_xact_lock(:feed_lock);
-SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 UPDATE deals SET last_seq = 1,
     head_hash = '4ed143c194fd143f2ef04d7c4191aa882aec6b603b8adafd3a4a120c284ec22f'
   WHERE id = :deal_id;
-INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
-    payload, ip, user_agent, created_at, prev_hash, hash)
-  VALUES (:deal_id, 1, :feed, 'OFFER_MADE', :buyer_id, 'buyer', NULL, 'offer-pending',
-    '{"terms": {"currency": "USD", "delivery_terms": null, "discount_percent": null, "lead_time_days": null, "notes": null, "quantity": 50, "total_price": "5000.00", "unit_price": "100.00", "valid_until": "2026-02-08T09:00:00.000000Z"}, "transition": "make-offer", "version": 1}',
-    '127.0.0.1', 'python-httpx/0.28.1', now(),
-    '0000000000000000000000000000000000000000000000000000000000000000',
-    '4ed143c194fd143f2ef04d7c4191aa882aec6b603b8adafd3a4a120c284ec22f')
-  RETURNING id;
 UPDATE timers SET status = 'cancelled', done_at = now()
   WHERE deal_id = :deal_id AND status = 'pending';
-INSERT INTO notifications (user_id, deal_id, name, template, payload, created_at, read_at,
-    seen_live_at)
-  VALUES (:seller, :deal_id, 'offer-made', 'offer-made',
-    '{"state": "offer-pending", "deal_ref": "DEAL-2026-0001", "transition": "make-offer"}',
-    now(), NULL, NULL)
-  RETURNING id AS nid \gset
 INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, created_at, done_at)
   VALUES (:deal_id, 'transition', 'expire', now() + interval '7 days', 'offer-pending',
       'NEG-T03', 'QUOTE_EXPIRED', 'pending', now(), NULL),
@@ -74,16 +61,32 @@ INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, cre
       NULL, NULL, 'pending', now(), NULL)
   RETURNING id;
 --reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:seller);
+--reads SELECT * FROM users WHERE id = :seller;
+--reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
+--reads SELECT * FROM orders WHERE deal_id = :deal_id;
+--reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
+SELECT pg_advisory_xact_lock(:feed_lock);
+SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
+INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
+    payload, ip, user_agent, created_at, prev_hash, hash)
+  VALUES (:deal_id, 1, :feed, 'OFFER_MADE', :buyer_id, 'buyer', NULL, 'offer-pending',
+    '{"terms": {"currency": "USD", "delivery_terms": null, "discount_percent": null, "lead_time_days": null, "notes": null, "quantity": 50, "total_price": "5000.00", "unit_price": "100.00", "valid_until": "2026-02-08T09:00:00.000000Z"}, "transition": "make-offer", "version": 1}',
+    '127.0.0.1', 'python-httpx/0.28.1', now(),
+    '0000000000000000000000000000000000000000000000000000000000000000',
+    '4ed143c194fd143f2ef04d7c4191aa882aec6b603b8adafd3a4a120c284ec22f')
+  RETURNING id;
+INSERT INTO notifications (user_id, deal_id, name, template, payload, created_at, read_at,
+    seen_live_at)
+  VALUES (:seller, :deal_id, 'offer-made', 'offer-made',
+    '{"state": "offer-pending", "deal_ref": "DEAL-2026-0001", "transition": "make-offer"}',
+    now(), NULL, NULL)
+  RETURNING id AS nid \gset
 INSERT INTO email_outbox (user_id, kind, notification_id, deal_id, event_seq, digest_date,
     status, attempts, next_attempt_at, message_id, to_address, subject, last_error, created_at,
     sent_at)
   VALUES (:seller, 'notification', :nid, :deal_id, 1, NULL, 'pending', 0, now(),
     '<' || md5(random()::text) || '@dealroom.localhost>', NULL, NULL, NULL, now(), NULL)
   RETURNING id;
---reads SELECT * FROM users WHERE id = :seller;
---reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
---reads SELECT * FROM orders WHERE deal_id = :deal_id;
---reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
 COMMIT;
 SELECT pg_notify(:channel, '[{"kind":"event","event":{"seq":1,"type":"OFFER_MADE","deal_id":"' || :deal_id || '","hash":"4ed143c194fd143f2ef04d7c4191aa882aec6b603b8adafd3a4a120c284ec22f","pad":"' || repeat('x', 650) || '"}}]');
 
@@ -100,11 +103,22 @@ UPDATE deals SET state = 'terms-agreed', version = 2, transition_count = 2,
   WHERE id = :deal_id;
 UPDATE quote_versions SET status = 'accepted'
   WHERE deal_id = :deal_id AND number = 1 AND status = 'pending';
-SELECT pg_advisory_xact_lock(:feed_lock);
-SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 UPDATE deals SET last_seq = 2,
     head_hash = 'a80e23ccec1a4800358be473354b06959c474a65ff7ca1d54f8f874fcfb19ab9'
   WHERE id = :deal_id;
+UPDATE timers SET status = 'cancelled', done_at = now()
+  WHERE deal_id = :deal_id AND status = 'pending';
+INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, created_at, done_at)
+  VALUES (:deal_id, 'transition', 'expire', now() + interval '30 days', 'terms-agreed',
+    'NEG-T04', 'NEGOTIATION_TIMEOUT', 'pending', now(), NULL)
+  RETURNING id;
+--reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id);
+--reads SELECT * FROM users WHERE id = :buyer_id;
+--reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
+--reads SELECT * FROM orders WHERE deal_id = :deal_id;
+--reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
+SELECT pg_advisory_xact_lock(:feed_lock);
+SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
     payload, ip, user_agent, created_at, prev_hash, hash)
   VALUES (:deal_id, 2, :feed, 'QUOTE_ACCEPTED', :seller, 'seller', 'offer-pending',
@@ -113,29 +127,18 @@ INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_sta
     '4ed143c194fd143f2ef04d7c4191aa882aec6b603b8adafd3a4a120c284ec22f',
     'a80e23ccec1a4800358be473354b06959c474a65ff7ca1d54f8f874fcfb19ab9')
   RETURNING id;
-UPDATE timers SET status = 'cancelled', done_at = now()
-  WHERE deal_id = :deal_id AND status = 'pending';
 INSERT INTO notifications (user_id, deal_id, name, template, payload, created_at, read_at,
     seen_live_at)
   VALUES (:buyer_id, :deal_id, 'offer-answered', 'offer-answered',
     '{"state": "terms-agreed", "deal_ref": "DEAL-2026-0001", "transition": "accept"}',
     now(), NULL, NULL)
   RETURNING id AS nid \gset
-INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, created_at, done_at)
-  VALUES (:deal_id, 'transition', 'expire', now() + interval '30 days', 'terms-agreed',
-    'NEG-T04', 'NEGOTIATION_TIMEOUT', 'pending', now(), NULL)
-  RETURNING id;
---reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id);
 INSERT INTO email_outbox (user_id, kind, notification_id, deal_id, event_seq, digest_date,
     status, attempts, next_attempt_at, message_id, to_address, subject, last_error, created_at,
     sent_at)
   VALUES (:buyer_id, 'notification', :nid, :deal_id, 2, NULL, 'pending', 0, now(),
     '<' || md5(random()::text) || '@dealroom.localhost>', NULL, NULL, NULL, now(), NULL)
   RETURNING id;
---reads SELECT * FROM users WHERE id = :buyer_id;
---reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
---reads SELECT * FROM orders WHERE deal_id = :deal_id;
---reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
 COMMIT;
 SELECT pg_notify(:channel, '[{"kind":"event","event":{"seq":2,"type":"QUOTE_ACCEPTED","deal_id":"' || :deal_id || '","hash":"a80e23ccec1a4800358be473354b06959c474a65ff7ca1d54f8f874fcfb19ab9","pad":"' || repeat('x', 470) || '"}}]');
 
@@ -150,11 +153,22 @@ UPDATE deals SET state = 'close-requested', version = 3, transition_count = 3,
     first_transitioned = '{"accept": "2026-02-01T09:00:00.000000Z", "make-offer": "2026-02-01T09:00:00.000000Z", "request-close": "2026-02-01T09:00:00.000000Z"}',
     data = '{"escrow_waived": false}', updated_at = now()
   WHERE id = :deal_id;
-SELECT pg_advisory_xact_lock(:feed_lock);
-SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 UPDATE deals SET last_seq = 3,
     head_hash = 'b85d8cc8d30f876cda4a356672c157e96cf7815dae800afa8928e12e0ac38816'
   WHERE id = :deal_id;
+UPDATE timers SET status = 'cancelled', done_at = now()
+  WHERE deal_id = :deal_id AND status = 'pending';
+INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, created_at, done_at)
+  VALUES (:deal_id, 'transition', 'expire', now() + interval '30 days', 'close-requested',
+    'NEG-T04', 'NEGOTIATION_TIMEOUT', 'pending', now(), NULL)
+  RETURNING id;
+--reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id);
+--reads SELECT * FROM users WHERE id = :buyer_id;
+--reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
+--reads SELECT * FROM orders WHERE deal_id = :deal_id;
+--reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
+SELECT pg_advisory_xact_lock(:feed_lock);
+SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
     payload, ip, user_agent, created_at, prev_hash, hash)
   VALUES (:deal_id, 3, :feed, 'CLOSE_REQUESTED', :seller, 'seller', 'terms-agreed',
@@ -162,33 +176,25 @@ INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_sta
     now(), 'a80e23ccec1a4800358be473354b06959c474a65ff7ca1d54f8f874fcfb19ab9',
     'b85d8cc8d30f876cda4a356672c157e96cf7815dae800afa8928e12e0ac38816')
   RETURNING id;
-UPDATE timers SET status = 'cancelled', done_at = now()
-  WHERE deal_id = :deal_id AND status = 'pending';
 INSERT INTO notifications (user_id, deal_id, name, template, payload, created_at, read_at,
     seen_live_at)
   VALUES (:buyer_id, :deal_id, 'close-requested', 'close-requested',
     '{"state": "close-requested", "deal_ref": "DEAL-2026-0001", "transition": "request-close"}',
     now(), NULL, NULL)
   RETURNING id AS nid \gset
-INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, created_at, done_at)
-  VALUES (:deal_id, 'transition', 'expire', now() + interval '30 days', 'close-requested',
-    'NEG-T04', 'NEGOTIATION_TIMEOUT', 'pending', now(), NULL)
-  RETURNING id;
---reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id);
 INSERT INTO email_outbox (user_id, kind, notification_id, deal_id, event_seq, digest_date,
     status, attempts, next_attempt_at, message_id, to_address, subject, last_error, created_at,
     sent_at)
   VALUES (:buyer_id, 'notification', :nid, :deal_id, 3, NULL, 'pending', 0, now(),
     '<' || md5(random()::text) || '@dealroom.localhost>', NULL, NULL, NULL, now(), NULL)
   RETURNING id;
---reads SELECT * FROM users WHERE id = :buyer_id;
---reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
---reads SELECT * FROM orders WHERE deal_id = :deal_id;
---reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
 COMMIT;
 SELECT pg_notify(:channel, '[{"kind":"event","event":{"seq":3,"type":"CLOSE_REQUESTED","deal_id":"' || :deal_id || '","hash":"b85d8cc8d30f876cda4a356672c157e96cf7815dae800afa8928e12e0ac38816","pad":"' || repeat('x', 450) || '"}}]');
 
 -- 4. confirm-close (buyer): order, escrow and shipment -----------------------------------
+INSERT INTO counters (name, value) VALUES ('ORD-' || :year::text, 1)
+  ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
+  RETURNING value AS order_no \gset
 BEGIN;
 --reads SELECT * FROM users WHERE id = :buyer_id;
 SELECT * FROM deals WHERE id = :deal_id FOR UPDATE;
@@ -199,9 +205,6 @@ UPDATE deals SET state = 'closed-won', version = 4, transition_count = 4,
     first_transitioned = '{"accept": "2026-02-01T09:00:00.000000Z", "make-offer": "2026-02-01T09:00:00.000000Z", "confirm-close": "2026-02-01T09:00:00.000000Z", "request-close": "2026-02-01T09:00:00.000000Z"}',
     updated_at = now(), closed_at = now()
   WHERE id = :deal_id;
-INSERT INTO counters (name, value) VALUES ('ORD-' || :year::text, 1)
-  ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
-  RETURNING value AS order_no \gset
 INSERT INTO orders (id, deal_id, ref, quote_version, total, currency, fees, status, created_at)
   VALUES (gen_random_uuid()::text, :deal_id,
     'ORD-' || :year::text || '-' || lpad(:order_no::text, greatest(4, length(:order_no::text)), '0'),
@@ -213,14 +216,23 @@ INSERT INTO escrows (id, deal_id, order_id, status, amount, currency, created_at
   VALUES (gen_random_uuid()::text, :deal_id, :order_id, 'open', 5000.00, 'USD', now());
 INSERT INTO shipments (id, deal_id, order_id, status, created_at)
   VALUES (gen_random_uuid()::text, :deal_id, :order_id, 'awaiting_pickup', now());
+UPDATE deals SET last_seq = 7,
+    head_hash = '8cb24d17a5eedc9a53f54e1f43696f3575b4af173860fc0d2d9520519562a095'
+  WHERE id = :deal_id;
+UPDATE timers SET status = 'cancelled', done_at = now()
+  WHERE deal_id = :deal_id AND status = 'pending';
+--reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id, :seller);
+--reads SELECT * FROM users WHERE id = :seller;
+--reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
+--reads SELECT * FROM orders WHERE deal_id = :deal_id;
+--reads SELECT * FROM escrows WHERE deal_id = :deal_id;
+--reads SELECT * FROM shipments WHERE deal_id = :deal_id;
+--reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
 SELECT pg_advisory_xact_lock(:feed_lock);
 SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 \set feed2 :feed + 1
 \set feed3 :feed + 2
 \set feed4 :feed + 3
-UPDATE deals SET last_seq = 7,
-    head_hash = '8cb24d17a5eedc9a53f54e1f43696f3575b4af173860fc0d2d9520519562a095'
-  WHERE id = :deal_id;
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
     payload, ip, user_agent, created_at, prev_hash, hash)
   VALUES (:deal_id, 4, :feed, 'DEAL_CLOSED', :buyer_id, 'buyer', 'close-requested',
@@ -242,8 +254,6 @@ INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_sta
       '0d13150762469769af89adfd62334327c27fda4b8962dbda856241c97b97faee',
       '8cb24d17a5eedc9a53f54e1f43696f3575b4af173860fc0d2d9520519562a095')
   RETURNING id;
-UPDATE timers SET status = 'cancelled', done_at = now()
-  WHERE deal_id = :deal_id AND status = 'pending';
 INSERT INTO notifications (user_id, deal_id, name, template, payload, created_at, read_at,
     seen_live_at)
   VALUES (:buyer_id, :deal_id, 'deal-closed', 'deal-closed',
@@ -253,7 +263,6 @@ INSERT INTO notifications (user_id, deal_id, name, template, payload, created_at
       '{"state": "closed-won", "deal_ref": "DEAL-2026-0001", "transition": "confirm-close"}',
       now(), NULL, NULL)
   RETURNING id;
---reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id, :seller);
 INSERT INTO email_outbox (user_id, kind, notification_id, deal_id, event_seq, digest_date,
     status, attempts, next_attempt_at, message_id, to_address, subject, last_error, created_at,
     sent_at)
@@ -263,11 +272,5 @@ INSERT INTO email_outbox (user_id, kind, notification_id, deal_id, event_seq, di
     (:seller, 'notification', currval('notifications_id_seq'), :deal_id, 7, NULL, 'pending', 0,
       now(), '<' || md5(random()::text) || '@dealroom.localhost>', NULL, NULL, NULL, now(), NULL)
   RETURNING id;
---reads SELECT * FROM users WHERE id = :seller;
---reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
---reads SELECT * FROM orders WHERE deal_id = :deal_id;
---reads SELECT * FROM escrows WHERE deal_id = :deal_id;
---reads SELECT * FROM shipments WHERE deal_id = :deal_id;
---reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
 COMMIT;
 SELECT pg_notify(:channel, '[{"kind":"event","event":{"seq":4,"type":"DEAL_CLOSED","deal_id":"' || :deal_id || '","hash":"74daab2e0af4b00ef866fb602c707272026d7f4e0b88b4d1e4fbabe8d2f55bf6","pad":"' || repeat('x', 1950) || '"}}]');

@@ -485,10 +485,11 @@ def test_a_commit_never_announced_still_arrives_by_the_tail(server: Server, http
     assert got[0].data["payload"]["body"] == "quietly"
 
 
-def test_interleaved_transactions_never_let_a_resumed_reader_skip_an_event(server: Server, http: httpx.Client, room: Room, db: Database, clock: TestClock) -> None:  # fmt: skip
-    """T1 writes an event and waits; T2 writes an event on another deal and commits; T1
-    commits. The feed lock makes T2 wait for T1, so T2's position is after T1's: a reader
-    never sees T2's event while T1's (with a smaller number) is still to come."""
+def test_interleaved_commits_never_let_a_resumed_reader_skip_an_event(server: Server, http: httpx.Client, room: Room, db: Database, clock: TestClock) -> None:  # fmt: skip
+    """T1 writes an event and is half-way through its commit: its event is numbered, not yet
+    visible. T2 writes an event on another deal and commits. The feed lock makes T2 wait
+    for T1, so T2's position is after T1's: a reader never sees T2's event while T1's (with
+    a smaller number) is still to come."""
     buyer = user(db, room.buyer)
     other = open_rfq(db, clock, room.seller, room.outsider)
     outsider = user(db, room.outsider)
@@ -502,6 +503,7 @@ def test_interleaved_transactions_never_let_a_resumed_reader_skip_an_event(serve
         try:
             uow1 = UnitOfWork(session=s1, now=clock.now(), config=CONFIG)
             deals.post_message(uow1, buyer, deal_id=room.deal_id, body="T1")
+            audit.number_feed(s1)  # the first half of s1.commit(): numbered, lock held
             t2: dict[str, Any] = {}
 
             def second() -> None:
@@ -517,12 +519,7 @@ def test_interleaved_transactions_never_let_a_resumed_reader_skip_an_event(serve
             time.sleep(0.6)
             assert thread.is_alive(), "T2 should wait for T1's feed position to commit"
             if PG_URL:
-                with db.engine.connect() as c:
-                    waiting = c.execute(text(
-                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-                        "AND objid::bigint = :k AND database = (SELECT oid FROM pg_database "
-                        "WHERE datname = current_database())"), {"k": audit.FEED_LOCK}).scalar_one()  # fmt: skip
-                assert waiting == 1
+                assert feed_lock_waiters(db) == 1
             # A reader now sees nothing new: no position after T1's is visible before it.
             with db.session(write=False) as s:
                 assert (
@@ -543,6 +540,43 @@ def test_interleaved_transactions_never_let_a_resumed_reader_skip_an_event(serve
     # And a reader resuming after anything it had seen gets the rest, in order.
     r = http.get(f"{server.url}/v1/events", params={"after": before}, headers=room.operator.headers)
     assert [e["feed_seq"] for e in r.json()["items"]] == [t1_seq, t2_seq]
+
+
+def feed_lock_waiters(db: Database) -> int:
+    with db.engine.connect() as c:
+        return int(c.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND objid::bigint = :k AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database())"), {"k": audit.FEED_LOCK}).scalar_one())  # fmt: skip
+
+
+@pytest.mark.skipif(not PG_URL, reason="SQLite queues every writer at BEGIN; the lock scope is PostgreSQL's: set DEALROOM_TEST_DATABASE_URL")  # fmt: skip
+def test_an_open_transaction_does_not_hold_up_the_feed(room: Room, db: Database, clock: TestClock) -> None:  # fmt: skip
+    """The feed is numbered at commit: T1 has written an event but not committed; T2 on
+    another deal commits without waiting, and T1 then takes the next position."""
+    buyer = user(db, room.buyer)
+    other = open_rfq(db, clock, room.seller, room.outsider)
+    outsider = user(db, room.outsider)
+    s1 = db.session(write=True)
+    try:
+        uow1 = UnitOfWork(session=s1, now=clock.now(), config=CONFIG)
+        deals.post_message(uow1, buyer, deal_id=room.deal_id, body="T1")
+        assert feed_lock_waiters(db) == 0
+        outbox2 = in_tx(
+            db, clock, lambda uow: deals.post_message(uow, outsider, deal_id=other, body="T2")
+        )[1]
+        s1.commit()
+    finally:
+        s1.close()
+    t1_seq, t2_seq = uow1.outbox[0].payload["feed_seq"], outbox2[0].payload["feed_seq"]
+    assert t1_seq == t2_seq + 1
+    with db.session(write=False) as s:
+        rows = s.execute(
+            select(m.Event.feed_seq, m.Event.payload["body"].as_string())
+            .where(m.Event.feed_seq >= t2_seq)
+            .order_by(m.Event.feed_seq)
+        ).all()
+    assert [tuple(r) for r in rows] == [(t2_seq, "T2"), (t1_seq, "T1")]
 
 
 def test_long_replays_come_in_pages_without_a_gap_or_a_repeat(server: Server, http: httpx.Client, room: Room, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip

@@ -51,6 +51,7 @@ from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.quotes import at_least_cents
 from dealroom.notify import retry_at
+from dealroom.services import audit
 from dealroom.services.uow import UnitOfWork
 
 log = logging.getLogger("dealroom.email")
@@ -98,7 +99,7 @@ def enqueue(uow: UnitOfWork, deal: m.Deal, items: list[m.Notification]) -> list[
             message_id=new_message_id(uow.config),
             created_at=uow.now,
         )
-        uow.session.add(row)
+        audit.hold(uow.session, row)  # written with its bell item, at commit
         queued.append(row)
     return queued
 

@@ -3,8 +3,16 @@
 `hash = SHA-256(prev_hash + canonical JSON of the event)`, where the canonical JSON holds
 every recorded field of the event except the hashes, with sorted keys and no spaces. The
 first event's `prev_hash` is 64 zeros. Appending happens under the deal's row lock (the
-per-deal `seq` and `head_hash` live on the deal row); the global feed position is taken
-under a transaction-scoped lock so that the feed is numbered in commit order.
+per-deal `seq` and `head_hash` live on the deal row).
+
+The global feed position (`feed_seq`) is given at the last moment: `append` only chains an
+event and holds it back; just before the transaction commits, `number_feed` takes the feed
+lock (a transaction-scoped advisory lock on PostgreSQL; SQLite's write lock already orders
+writers), numbers the held events after the current maximum and inserts them, with the bell
+items and emails held with them (`hold`), so that their ids too follow commit order. The
+lock is therefore held for a few inserts and the COMMIT, not for the whole request: a
+reader resuming "after N" still never misses an event that committed later with a smaller
+number (ADR 0003).
 """
 
 from __future__ import annotations
@@ -14,12 +22,12 @@ import hashlib
 import io
 import json
 from collections.abc import Generator, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import event, func, select, text
+from sqlalchemy.orm import Session, SessionTransaction
 
 from dealroom.db.models import Deal, Event
 
@@ -62,17 +70,69 @@ def lock_feed(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK})
 
 
-def next_feed_seq(session: Session) -> int:
-    """The next global feed position, in commit order.
+@dataclass
+class _Held:
+    """What a transaction holds back until its commit: events, their published JSON, rows."""
 
-    On PostgreSQL a transaction-scoped advisory lock is taken first and held to commit, so a
-    transaction that numbers its events later also commits later: a reader resuming
-    "after N" never misses an event that got a smaller number but committed after it. On
-    SQLite the write lock taken by BEGIN IMMEDIATE gives the same guarantee.
-    """
+    events: list[Event] = field(default_factory=list)
+    payloads: list[tuple[Event, dict[str, Any]]] = field(default_factory=list)
+    rows: list[Any] = field(default_factory=list)
+
+
+_HELD = "dealroom.feed"
+
+
+def _held(session: Session) -> _Held:
+    held = session.info.get(_HELD)
+    if held is None:
+        held = session.info[_HELD] = _Held()
+    return held
+
+
+def hold(session: Session, *rows: Any) -> None:
+    """Insert `rows` at commit, under the feed lock, after this transaction's events (bell
+    items, which the live streams resume by id, and the emails that point at them)."""
+    _held(session).rows.extend(rows)
+
+
+def published(session: Session, e: Event) -> dict[str, Any]:
+    """The event's JSON for the outbox; its `feed_seq` is filled in when it is numbered."""
+    payload = event_json(e)
+    _held(session).payloads.append((e, payload))
+    return payload
+
+
+def held_events(session: Session) -> list[Event]:
+    """Events appended in this transaction and not yet written (they are, at commit)."""
+    held = session.info.get(_HELD)
+    return list(held.events) if held is not None else []
+
+
+def number_feed(session: Session) -> None:
+    """Number and write what this transaction held back (run by every commit)."""
+    held = session.info.pop(_HELD, None)
+    if held is None or not (held.events or held.rows):
+        return
     lock_feed(session)
-    current = session.execute(select(func.coalesce(func.max(Event.feed_seq), 0))).scalar_one()
-    return int(current) + 1
+    if held.events:
+        current = session.execute(select(func.coalesce(func.max(Event.feed_seq), 0))).scalar_one()
+        for i, e in enumerate(held.events, start=int(current) + 1):
+            e.feed_seq = i
+        for e, payload in held.payloads:
+            payload["feed_seq"] = e.feed_seq
+        session.add_all(held.events)
+        session.flush()  # events first: a held row may be looked up by its event
+    session.add_all(held.rows)
+
+
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    """A transaction that ends without committing (rollback, close) writes nothing held."""
+    if transaction.parent is None:
+        session.info.pop(_HELD, None)
+
+
+event.listen(Session, "before_commit", number_feed)
+event.listen(Session, "after_transaction_end", _forget)
 
 
 def append(
@@ -88,15 +148,15 @@ def append(
     now: datetime,
     ip: str | None,
     user_agent: str | None,
-    feed_seq: int,
 ) -> Event:
-    """Append one event to the deal's chain. The caller holds the deal row lock."""
+    """Append one event to the deal's chain. The caller holds the deal row lock.
+
+    The event is written at commit, numbered in the global feed then (`number_feed`)."""
     seq = deal.last_seq + 1
     prev = deal.head_hash or GENESIS
     e = Event(
         deal_id=deal.id,
         seq=seq,
-        feed_seq=feed_seq,
         type=type,
         actor_id=actor_id,
         actor_type=actor_type,
@@ -111,7 +171,7 @@ def append(
     e.hash = event_hash(prev, e)
     deal.last_seq = seq
     deal.head_hash = e.hash
-    session.add(e)
+    _held(session).events.append(e)
     return e
 
 

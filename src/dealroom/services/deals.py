@@ -485,7 +485,6 @@ def persist(
 
     handoff = _handoff(uow, deal, process, outcome)
 
-    feed = audit.next_feed_seq(s)
     for i, draft in enumerate(outcome.events):
         payload = dict(draft.payload)
         if draft.type == "ORDER_CREATED" and "order" in handoff:
@@ -506,9 +505,8 @@ def persist(
             now=now,
             ip=uow.ip if i == 0 else None,
             user_agent=uow.user_agent if i == 0 else None,
-            feed_seq=feed + i,
         )
-        uow.outbox.append(OutboxItem("event", deal.id, audit.event_json(e)))
+        uow.outbox.append(OutboxItem("event", deal.id, audit.published(s, e)))
 
     s.execute(
         update(m.Timer)
@@ -591,10 +589,9 @@ def post_message(uow: UnitOfWork, user: m.User, *, deal_id: str, body: str) -> m
         from_state=deal.state, to_state=deal.state,
         payload={"message_id": msg.id, "body": text_},
         now=uow.now, ip=uow.ip, user_agent=uow.user_agent,
-        feed_seq=audit.next_feed_seq(uow.session),
     )  # fmt: skip
     deal.updated_at = uow.now
-    uow.outbox.append(OutboxItem("event", deal.id, audit.event_json(e)))
+    uow.outbox.append(OutboxItem("event", deal.id, audit.published(uow.session, e)))
     # Offer reference: "Offer Message: notify about new communications" — the other party
     # (both, when an operator writes).
     others = [r for r in ("buyer", "seller") if r != role]

@@ -2,6 +2,8 @@
 
 The notifications issue sends them on (email, digests, the live bell); here they are
 stored per user and handed to the outbox, so nothing is announced before it is committed.
+They are written at commit, under the feed lock (`audit.hold`), so that their ids follow
+commit order like the feed's: the bell stream resumes by id.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def record(
             payload={"deal_ref": deal.ref, "state": deal.state, **payload},
             created_at=uow.now,
         )
-        uow.session.add(n)
+        audit.hold(uow.session, n)
         items.append(n)
         uow.outbox.append(
             OutboxItem("notification", deal.id, {"user_id": user_id, "name": name, **n.payload})
@@ -55,8 +57,6 @@ def record_reminder(uow: UnitOfWork, deal: m.Deal, timer: m.Timer) -> list[m.Not
     spec = next((n for n in process.notifications if n.name == timer.name), None)
     if spec is None:
         return []
-    # Bell items are streamed in commit order like events: hold the feed lock to commit.
-    audit.lock_feed(uow.session)
     roles = [r for r in spec.to if r != "other-party"] or ["buyer", "seller"]
     return record(
         uow,

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from dealroom import __version__
 from dealroom.api import problems
+from dealroom.api.deps import WriteGate
 from dealroom.clock import Clock, SystemClock
 from dealroom.config import Config, get_config
 from dealroom.db.session import Database, make_engine
@@ -74,6 +75,7 @@ def create_app(
     app.state.config = config
     app.state.db = database or Database(make_engine(config.database_url, echo=config.echo_sql))
     app.state.clock = clock or SystemClock()
+    app.state.write_gate = WriteGate(config.write_concurrency)
     #: In-process fan-out on SQLite; LISTEN/NOTIFY across API processes on PostgreSQL.
     app.state.broker = make_broker(app.state.db, settings_from_env())
     problems.install(app)

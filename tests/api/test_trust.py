@@ -222,3 +222,39 @@ def test_an_unknown_user_has_no_profile(db: Database, clock: TestClock) -> None:
         for user_id in ("00000000-0000-0000-0000-000000000000", "", "x" * 40):
             with pytest.raises(NotFound):
                 trust.trust_profile(s, user_id, clock.now())
+
+
+def test_a_deal_shows_profiles_at_most_max_age_old_and_the_profile_page_is_live(room: Room) -> None:  # fmt: skip
+    deal_id = room.open(room.listing("rfq"), "request-quote", terms={"quantity": 1000})
+    seller = room.seller.id
+
+    def shown(max_age: float) -> dict[str, Any]:
+        with room.db.session(write=False) as s:
+            return trust.cached_profiles(s, [seller], room.clock.now(), max_age=max_age)[seller]
+
+    assert shown(60)["responses"] == 0  # computed, and kept
+    wait(room, 30)
+    room.move(room.seller, deal_id, "send-quote", terms=QUOTE)  # an answer 30 s in
+    assert shown(60)["responses"] == 0  # 30 s old: the kept one
+    assert profile(room, room.seller)["responses"] == 1  # the profile page: live
+    assert shown(0)["responses"] == 1  # max_age 0: computed now
+    wait(room, 29)
+    assert shown(60)["responses"] == 0  # 59 s old
+    wait(room, 1)
+    assert shown(60)["responses"] == 1  # 60 s old: computed again, and kept
+    with room.db.session(write=False) as s:  # each user once, in the order asked
+        view = trust.cached_profiles(s, [seller, room.buyer.id, seller], room.clock.now(), max_age=60)  # fmt: skip
+    assert list(view) == [seller, room.buyer.id]
+
+
+def test_the_profile_cache_is_bounded_and_never_serves_the_future() -> None:
+    cache = trust.ProfileCache(size=2)
+    t0 = datetime(2026, 3, 1, 12, 0)
+    for i in range(3):
+        cache.put(("db", f"u{i}"), t0, {"n": i})
+    assert cache.get(("db", "u0"), t0, 60) is None  # the oldest was dropped
+    assert cache.get(("db", "u2"), t0, 60) == {"n": 2}
+    assert cache.get(("db", "u2"), t0 - timedelta(seconds=1), 60) is None  # a clock set back
+    assert cache.get(("other-db", "u2"), t0, 60) is None
+    cache.clear()
+    assert cache.get(("db", "u2"), t0, 60) is None

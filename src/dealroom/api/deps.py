@@ -4,7 +4,9 @@ and idempotent replays."""
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -26,9 +28,42 @@ class Replay(Exception):
         self.body = body
 
 
+class WriteGate:
+    """At most `limit` write transactions of this process at once (0: no limit).
+
+    A Python process runs one thread at a time. Every write transaction open in it beyond
+    what the cores can run sits idle in its transaction, holding its row locks (and, at
+    commit, the feed lock) while it waits for the interpreter, and every other writer
+    waits behind it. Queuing before BEGIN costs nothing held.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._turns = threading.BoundedSemaphore(limit) if limit > 0 else None
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        if self._turns is None:
+            yield
+            return
+        self._turns.acquire()
+        try:
+            yield
+        finally:
+            self._turns.release()
+
+
 def get_uow(request: Request) -> Iterator[UnitOfWork]:
-    db: Database = request.app.state.db
     write = request.method not in ("GET", "HEAD", "OPTIONS")
+    if not write:
+        yield from _uow(request, write=False)
+        return
+    gate: WriteGate = request.app.state.write_gate
+    with gate.turn():
+        yield from _uow(request, write=True)
+
+
+def _uow(request: Request, *, write: bool) -> Iterator[UnitOfWork]:
+    db: Database = request.app.state.db
     session = db.session(write=write)
     uow = UnitOfWork(
         session=session,

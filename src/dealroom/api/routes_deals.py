@@ -131,6 +131,7 @@ def _render(uow: UnitOfWork, result: deals.DealResult, *, version: int | None = 
         version=version,
         now=uow.now,
         timers=timers,
+        trust_max_age=uow.config.trust_cache_seconds,
     )
 
 

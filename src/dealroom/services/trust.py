@@ -16,11 +16,21 @@ Each query is bounded and follows an index:
   extra index, and it stays a deal-scoped query when the schema shards by deal (Citus).
   An index `events (actor_id, created_at)` would let "the last N answers of a user" skip
   the deals step, but it would fan out to every shard; it is not worth its write cost.
+
+Bounded is not cheap: a busy seller's profile reads hundreds of deals and their events, and
+every answer of a deal room (each transition's response) shows both parties' profiles.
+`bench/api.py` measured it as more than half of a transition's cost. So the profiles a deal
+shows come from `cached_profiles`, a per-process memo at most `max_age` seconds old (the
+request clock decides, `DEALROOM_TRUST_CACHE_SECONDS`, default 60); the profile page
+`GET /v1/users/{id}` is always computed afresh. A reputation figure a minute old is what
+marketplaces show anyway (response rates are commonly recomputed daily).
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,6 +68,63 @@ def trust_profiles(
         return {}
     users = {u.id: u for u in session.scalars(select(m.User).where(m.User.id.in_(ids)))}
     return {i: _profile(session, users[i], now) for i in ids if i in users}
+
+
+class ProfileCache:
+    """Trust profiles by (database, user), each kept `max_age` seconds of request time.
+
+    Thread-safe; bounded to `size` users, the least recently computed dropped first. Ages
+    are measured on the request clock, so a test's fake clock moving on expires entries.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str], tuple[datetime, dict[str, Any]]] = OrderedDict()
+
+    def get(self, key: tuple[str, str], now: datetime, max_age: float) -> dict[str, Any] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None:
+            return None
+        age = (now - entry[0]).total_seconds()
+        return entry[1] if 0 <= age < max_age else None
+
+    def put(self, key: tuple[str, str], now: datetime, profile: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = (now, profile)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_CACHE = ProfileCache()
+
+
+def cached_profiles(
+    session: Session, user_ids: Iterable[str], now: datetime, *, max_age: float
+) -> dict[str, dict[str, Any]]:
+    """`trust_profiles`, each at most `max_age` seconds old (0: computed now)."""
+    ids = list(dict.fromkeys(i for i in user_ids if i))
+    if max_age <= 0:
+        return trust_profiles(session, ids, now)
+    database = str(session.get_bind().engine.url)
+    out: dict[str, dict[str, Any]] = {}
+    missing = []
+    for user_id in ids:
+        hit = _CACHE.get((database, user_id), now, max_age)
+        if hit is None:
+            missing.append(user_id)
+        else:
+            out[user_id] = hit
+    for user_id, profile in trust_profiles(session, missing, now).items():
+        _CACHE.put((database, user_id), now, profile)
+        out[user_id] = profile
+    return {i: out[i] for i in ids if i in out}
 
 
 def _profile(session: Session, user: m.User, now: datetime) -> dict[str, Any]:

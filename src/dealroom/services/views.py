@@ -159,13 +159,15 @@ def deal_json(
     version: int | None = None,
     now: datetime | None = None,
     timers: list[m.Timer] | None = None,
+    trust_max_age: float = 0.0,
 ) -> dict[str, Any]:
-    """`timers` replaces the stored pending timers (a dry run passes the would-be ones)."""
+    """`timers` replaces the stored pending timers (a dry run passes the would-be ones);
+    the parties' trust profiles may be up to `trust_max_age` seconds old."""
     users = users or {}
     buyer = users.get(deal.buyer_id) or session.get(m.User, deal.buyer_id)
     seller = users.get(deal.seller_id) or session.get(m.User, deal.seller_id)
-    profiles = trust.trust_profiles(
-        session, [deal.buyer_id, deal.seller_id], now or deal.updated_at
+    profiles = trust.cached_profiles(
+        session, [deal.buyer_id, deal.seller_id], now or deal.updated_at, max_age=trust_max_age
     )
     if timers is None:
         timers = pending_timers(session, deal.id) if deal.ref != "(dry run)" else []

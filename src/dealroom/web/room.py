@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
 from dealroom.domain import engine
@@ -118,8 +117,8 @@ class Room:
         return [(kind, item) for _, _, _, kind, item in items]
 
 
-def trust_profiles(session: Session, ids: list[str], now: Any) -> dict[str, dict[str, Any]]:
-    return trust.trust_profiles(session, ids, now)
+def trust_profiles(uow: UnitOfWork, ids: list[str]) -> dict[str, dict[str, Any]]:
+    return trust.cached_profiles(uow.session, ids, uow.now, max_age=uow.config.trust_cache_seconds)
 
 
 def _history(
@@ -293,7 +292,8 @@ def load_room(
     process = get_process(s, deal.process_name, deal.process_version)
     rows = deals.load_versions(s, deal.id)
     state = deals.engine_state(uow, deal, process, versions=rows)
-    view = views.deal_json(s, deal, state, process, role, fee_config=uow.config.fees, now=uow.now)
+    view = views.deal_json(s, deal, state, process, role, fee_config=uow.config.fees, now=uow.now,
+                           trust_max_age=uow.config.trust_cache_seconds)  # fmt: skip
     msgs = list(
         s.scalars(
             select(m.Message)
@@ -340,7 +340,7 @@ def load_room(
         decisions=_decisions(events, names),
         messages=[(x, users.get(x.author_id), author_role(x.author_id)) for x in msgs],
         messages_hidden=hidden,
-        trust=trust_profiles(s, [deal.buyer_id, deal.seller_id], uow.now),
+        trust=trust_profiles(uow, [deal.buyer_id, deal.seller_id]),
         forms=action_forms,
         live_listing=s.get(m.Listing, deal.listing_id),
         diff=pick_diff(versions, diff_from, diff_to),

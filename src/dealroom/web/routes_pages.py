@@ -262,7 +262,7 @@ def _listing_context(
         "nav": "listings",
         "listing": listing,
         "owner": owner,
-        "trust": trust_profiles(uow.session, [listing.owner_id], uow.now).get(listing.owner_id),
+        "trust": trust_profiles(uow, [listing.owner_id]).get(listing.owner_id),
         "offer_count": queries.offer_count(uow, listing.id),
         "role": role,
         "forms": opening,

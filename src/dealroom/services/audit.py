@@ -102,12 +102,6 @@ def published(session: Session, e: Event) -> dict[str, Any]:
     return payload
 
 
-def held_events(session: Session) -> list[Event]:
-    """Events appended in this transaction and not yet written (they are, at commit)."""
-    held = session.info.get(_HELD)
-    return list(held.events) if held is not None else []
-
-
 def number_feed(session: Session) -> None:
     """Number and write what this transaction held back (run by every commit)."""
     held = session.info.pop(_HELD, None)

@@ -678,3 +678,22 @@ def test_a_stream_that_falls_too_far_behind_rereads_from_the_database(db: Databa
 
     assert asyncio.run(scenario()) == ["resync", "event"]  # 1-3 dropped at 4; then 5
     assert hub.stats.subscriptions == 0
+
+
+def test_events_held_for_a_commit_that_never_comes_are_never_written(room: Room, db: Database, clock: TestClock) -> None:  # fmt: skip
+    """A rolled-back (or closed) transaction leaves nothing held for the session's next one."""
+    buyer = user(db, room.buyer)
+    with db.session(write=False) as s:
+        before = s.execute(select(func.count()).select_from(m.Event)).scalar_one()
+        bell = s.execute(select(func.count()).select_from(m.Notification)).scalar_one()
+    s1 = db.session(write=True)
+    try:
+        uow = UnitOfWork(session=s1, now=clock.now(), config=CONFIG)
+        deals.post_message(uow, buyer, deal_id=room.deal_id, body="never sent")
+        s1.rollback()
+        s1.commit()  # the session's next transaction: nothing of the first is left in it
+    finally:
+        s1.close()
+    with db.session(write=False) as s:
+        assert s.execute(select(func.count()).select_from(m.Event)).scalar_one() == before
+        assert s.execute(select(func.count()).select_from(m.Notification)).scalar_one() == bell

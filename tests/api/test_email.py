@@ -405,6 +405,23 @@ def test_without_smtp_mail_lands_as_eml_files_in_the_mail_folder(
     assert body(msg, "html").startswith("<!DOCTYPE html>")
 
 
+def test_a_continuous_worker_pass_gives_mail_a_slice_and_comes_back_for_the_rest(
+    db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], tmp_path: Path
+) -> None:
+    """Deadlines never wait behind a mail backlog: the continuous worker sends for at most
+    `NOTIFY_SLICE` seconds, then fires what came due and sends on (`PassResult.more`)."""
+    buyer, seller, listing = parties
+    deal_id = request_quote(db, clock, buyer, listing)
+    move(db, clock, seller, deal_id, "send-quote", terms={"unit_price": "50.00"})
+    config = mail_config(mail_dir=tmp_path / "mail")
+    spent = run_once(db, config, clock.now(), notify_slice=0.0)
+    assert (spent.emails_sent, spent.more) == (0, True)
+    assert len(outbox(db)) == 2
+    rest = run_once(db, config, clock.now(), notify_slice=60.0)
+    assert (rest.emails_sent, rest.more) == (2, False)
+    assert len(list((tmp_path / "mail").glob("*.eml"))) == 2
+
+
 def test_a_config_without_any_mail_transport_keeps_emails_queued(
     db: Database, clock: TestClock, parties: tuple[m.User, m.User, str]
 ) -> None:

@@ -29,6 +29,7 @@ import os
 import re
 import smtplib
 import ssl
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -487,6 +488,8 @@ class EmailPass:
     retrying: int = 0
     failed: int = 0
     skipped: int = 0
+    #: Stopped at its time budget with emails still due (the worker comes back at once).
+    cut_short: bool = False
 
 
 def _claim(session: Session, now: datetime) -> m.EmailOutbox | None:
@@ -565,9 +568,15 @@ def send_one(db: Database, config: Config, now: datetime, transport: Transport) 
 
 
 def send_due(
-    db: Database, config: Config, now: datetime, *, transport: Transport | None = None
+    db: Database,
+    config: Config,
+    now: datetime,
+    *,
+    transport: Transport | None = None,
+    until: float | None = None,
 ) -> EmailPass:
-    """Send every email due at `now`; stop early when the server is down."""
+    """Send every email due at `now`; stop early when the server is down, or at the
+    `time.monotonic()` instant `until` (what is left is `EmailPass.cut_short`)."""
     result = EmailPass()
     with db.session(write=False) as s:  # most passes find nothing: no write lock for that
         due = s.scalar(
@@ -580,6 +589,9 @@ def send_due(
         return result
     try:
         while True:
+            if until is not None and time.monotonic() >= until:
+                result.cut_short = True
+                break
             outcome = send_one(db, config, now, transport)
             if outcome == "none":
                 break

@@ -211,6 +211,8 @@ class WebhookPass:
     delivered: int = 0
     retrying: int = 0
     failed: int = 0
+    #: Stopped at its time budget with deliveries still due.
+    cut_short: bool = False
 
 
 def _claim(session: Session, now: datetime) -> m.WebhookDelivery | None:
@@ -288,8 +290,11 @@ def deliver_one(db: Database, now: datetime, client: httpx.Client) -> str:
         session.close()
 
 
-def run(db: Database, now: datetime, *, client: httpx.Client | None = None) -> WebhookPass:
-    """Fan out new events, then deliver everything due at `now`."""
+def run(
+    db: Database, now: datetime, *, client: httpx.Client | None = None, until: float | None = None
+) -> WebhookPass:
+    """Fan out new events, then deliver everything due at `now`, or what the time until
+    the `time.monotonic()` instant `until` allows."""
     result = WebhookPass(created=fan_out(db, now))
     with db.session(write=False) as s:
         due = s.scalar(
@@ -305,6 +310,9 @@ def run(db: Database, now: datetime, *, client: httpx.Client | None = None) -> W
         while (outcome := deliver_one(db, now, client)) != "none":
             if outcome != "cancelled":
                 setattr(result, outcome, getattr(result, outcome) + 1)
+            if until is not None and time.monotonic() >= until:
+                result.cut_short = True
+                break
     finally:
         if own:
             client.close()

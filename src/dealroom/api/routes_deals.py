@@ -113,8 +113,10 @@ def _json(payload: Any, status_code: int = 200) -> JSONResponse:
 
 def _render(uow: UnitOfWork, result: deals.DealResult, *, version: int | None = None) -> Any:
     timers = None
-    if result.dry_run and result.outcome is not None:
-        # The would-be deal's deadlines are those its move would set, not the stored ones.
+    if result.outcome is not None:
+        # A move replaces every pending timer of the deal with those of its outcome
+        # (deals.persist), so its deadlines are known without reading them back; a dry
+        # run's are those its move would set, not the stored ones.
         drafts = sorted(result.outcome.timers, key=lambda t: t.due_at)
         timers = [
             m.Timer(deal_id=result.deal.id, kind=t.kind, name=t.name, due_at=t.due_at,

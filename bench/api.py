@@ -3,7 +3,11 @@ raw SQL (pgbench), in the same run.
 
 What it builds, in its own database `dealroom_bench_api` (dropped and made afresh): one
 seller with one market listing per client, one buyer per client, bearer tokens issued
-directly (the password is hashed once). One run at a time per server (an advisory lock).
+directly (the password is hashed once). pgbench works on a twin made from it before the
+server starts (`dealroom_bench_api_raw`, `CREATE DATABASE … TEMPLATE`): same schema and
+rows, but the API's realtime hubs do not see its events (in one database they read every
+raw-SQL event back from the feed's tail, CPU taken from the next API round: the API's
+rounds fell by a third from one to the next). One run at a time per server (an advisory lock).
 
 1. The API: `dealroom serve --workers 2` (real OS processes, on a free 127.0.0.1 port).
    16 client threads (one `httpx.Client` each, keep-alive) walk market deals end to end:
@@ -76,6 +80,7 @@ from dealroom.security import hash_password, issue_token
 from dealroom.services.audit import FEED_LOCK
 
 DB_NAME = "dealroom_bench_api"
+RAW_DB = "dealroom_bench_api_raw"
 SECRET = "dealroom-bench-api-signing-key-of-at-least-32-bytes"
 TARGET = 0.5
 TRANSITIONS_PER_WALK = 4
@@ -173,6 +178,8 @@ def seed(base: str, clients: int) -> Seeded:
     finally:
         engine.dispose()
     admin(sa_url(base, DB_NAME), "VACUUM ANALYZE")
+    admin(base, f'DROP DATABASE IF EXISTS "{RAW_DB}" WITH (FORCE)',
+          f'CREATE DATABASE "{RAW_DB}" TEMPLATE "{DB_NAME}"')  # fmt: skip
 
     def token(uid: str) -> str:
         return issue_token(SECRET, uid, now=now, ttl_seconds=24 * 3600)[0]
@@ -242,7 +249,7 @@ class Sampler(threading.Thread):
 
     QUERY = """
         SELECT pid, state, wait_event_type, wait_event FROM pg_stat_activity
-        WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+        WHERE datname = ANY(%s) AND pid <> pg_backend_pid() AND backend_type = 'client backend'
           AND query NOT LIKE 'LISTEN%%'
     """
 
@@ -258,7 +265,7 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while not self.stop.wait(self.interval):
-                rows = conn.execute(self.QUERY, (DB_NAME,)).fetchall()
+                rows = conn.execute(self.QUERY, ([DB_NAME, RAW_DB],)).fetchall()
                 for pid, *_ in rows:
                     now = cpu_seconds(pid)
                     if now is not None:
@@ -730,6 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -> int:
     work = Path(tempfile.mkdtemp(prefix="dealroom-bench-api-"))
     dsn = libpq_url(args.url, DB_NAME)
+    raw_dsn = libpq_url(args.url, RAW_DB)
     server: Server | None = None
     sampler: Sampler | None = None
     try:
@@ -754,7 +762,7 @@ def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -
         with console.status("warming up"):
             api_round(server, seeded, args.clients, 0, warmup, sampler)
             for name, _ in sides:
-                pgbench_round(dsn, scripts[name], args.clients, max(1, round(warmup)), sampler,
+                pgbench_round(raw_dsn, scripts[name], args.clients, max(1, round(warmup)), sampler,
                               name)  # fmt: skip
         admin(args.url, "CHECKPOINT")
 
@@ -767,7 +775,7 @@ def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -
             for name, _ in sides:
                 with console.status(f"round {i + 1}/{rounds}: pgbench ({name})"):
                     raw_parts[name].append(
-                        pgbench_round(dsn, scripts[name], args.clients, seconds, sampler, name)
+                        pgbench_round(raw_dsn, scripts[name], args.clients, seconds, sampler, name)
                     )
                 line += f", raw ({name}) {raw_parts[name][-1].rate:,.0f}"
             console.print(line + " transitions/s")
@@ -784,9 +792,12 @@ def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -
             sampler.stop.set()
             sampler.join(timeout=5)
         if args.keep:
-            console.print(f"kept: database {DB_NAME}, scripts and server log in {work}")
+            console.print(
+                f"kept: databases {DB_NAME} and {RAW_DB}, scripts and server log in {work}"
+            )
         else:
-            admin(args.url, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+            admin(args.url, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)',
+                  f'DROP DATABASE IF EXISTS "{RAW_DB}" WITH (FORCE)')  # fmt: skip
             shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -38,7 +38,7 @@ processes and of those backends, so the table can say where the time goes.
 Target: the API reaches at least half of raw SQL. The exit status is 0 either way (it is
 a measurement); the last line says whether the target was met.
 
-    .venv/bin/python bench/api.py                # 30 s per side, about 2 minutes
+    .venv/bin/python bench/api.py                # 30 s per side, about 3 minutes
     .venv/bin/python bench/api.py --quick        # 6 s per side, for CI
     .venv/bin/python bench/api.py --with-reads   # and raw SQL with the API's reads too
     .venv/bin/python bench/api.py --url postgresql://user@host:5432/postgres --keep

@@ -21,6 +21,8 @@ from pydantic import (
     field_validator,
 )
 
+from dealroom.api.schemas_accounts import TrustRead
+
 MAX_MESSAGE = 5000
 MAX_REASON = 1000
 MAX_TEXT = 2000
@@ -198,6 +200,11 @@ class PartyRead(Output):
     id: str
     name: str
     organization: str | None = None
+    trust: TrustRead | None = Field(
+        default=None,
+        description="The party's trust profile, at most `DEALROOM_TRUST_CACHE_SECONDS` (60) "
+        "seconds old; `GET /v1/users/{id}` gives it as of now.",
+    )
 
 
 class QuoteRead(Output):

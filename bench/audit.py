@@ -82,13 +82,12 @@ JSON_SQL = (
 
 
 class _Collector:
-    """Stands in for the session `audit.append` adds its event to."""
+    """Stands in for the session `audit.append` holds its events in until commit (its
+    `info`); the events it returns are kept in `added`, numbered and written with COPY."""
 
     def __init__(self) -> None:
+        self.info: dict[str, Any] = {}
         self.added: list[m.Event] = []
-
-    def add(self, e: m.Event) -> None:
-        self.added.append(e)
 
 
 def _walk(k: int, buyer: str, seller: str) -> dict[str, Any]:
@@ -145,15 +144,16 @@ def load(admin_url: str, deals: int) -> tuple[list[str], list[bytes], float]:
             sink = _Collector()
             for k in range(1, EVENTS_PER_DEAL + 1):
                 feed += 1
-                audit.append(
+                e = audit.append(
                     cast(Session, sink),
                     deal,
                     now=T0 + timedelta(seconds=feed),
                     ip="203.0.113.7",
                     user_agent="bench/1.0",
-                    feed_seq=feed,
                     **_walk(k, buyer, seller),
                 )
+                e.feed_seq = feed
+                sink.added.append(e)
             conn.execute(
                 "INSERT INTO deals (id, ref, process_name, process_version, state, version,"
                 " listing_id, listing_snapshot, buyer_id, seller_id, initiated_by, proposals,"

@@ -158,19 +158,20 @@ def load(base: str, *, due: int, total: int) -> Loaded:
         s.flush()
         deal_cols = [c.key for c in m.Deal.__table__.columns]
         deal_row = {c: getattr(template, c) for c in deal_cols}
-        events = list(audit.deal_events(s, template.id))
         timer_rows = [
             {c.key: getattr(t, c.key) for c in m.Timer.__table__.columns if c.key != "id"}
             for t in s.scalars(
                 select(m.Timer).where(m.Timer.deal_id == template.id, m.Timer.status == "pending")
             )
         ]
-        feed_base = max(e.feed_seq for e in events) + 1
         due_at = next(t["due_at"] for t in timer_rows if t["rule"] == "NEG-T01")
         counter = s.get(m.Counter, f"DEAL-{t0.year}")
         assert counter is not None
         first_ref = counter.value + 1
         counter.value += due - 1 + HOLDERS
+    with db.session(write=False) as s:  # events are written when their transaction commits
+        events = list(audit.deal_events(s, deal_row["id"]))
+    feed_base = max(e.feed_seq for e in events) + 1
     engine.dispose()
 
     event_cols = [c.key for c in m.Event.__table__.columns if c.key != "id"]
@@ -423,17 +424,8 @@ def raw_fire_one(conn: psycopg.Connection[Any], now: datetime) -> bool:
         if deal is None:
             return True
         last_seq, head, buyer, seller, ref = deal
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (audit.FEED_LOCK,))
-        feed_row = conn.execute("SELECT coalesce(max(feed_seq), 0) + 1 FROM events").fetchone()
-        assert feed_row is not None
         payload = json.dumps({"transition": "expire", "rule": "NEG-T01"}, separators=(",", ":"))
         digest = hashlib.sha256((head + payload).encode()).hexdigest()
-        conn.execute(
-            "INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, "
-            "to_state, payload, created_at, prev_hash, hash) VALUES (%s, %s, %s, "
-            "'NEGOTIATION_TIMEOUT', NULL, 'system', 'quote-requested', 'expired', %s, %s, %s, %s)",
-            (deal_id, last_seq + 1, feed_row[0], payload, now, head, digest),
-        )
         conn.execute(
             "UPDATE deals SET state = 'expired', version = version + 1, last_seq = last_seq + 1, "
             "head_hash = %s, transition_count = transition_count + 1, last_transition = 'expire', "
@@ -447,6 +439,16 @@ def raw_fire_one(conn: psycopg.Connection[Any], now: datetime) -> bool:
             "UPDATE timers SET status = 'cancelled', done_at = %s "
             "WHERE deal_id = %s AND status = 'pending'",
             (now, deal_id),
+        )
+        # Last before COMMIT, as audit.number_feed does: the feed lock, the event, the bell.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (audit.FEED_LOCK,))
+        feed_row = conn.execute("SELECT coalesce(max(feed_seq), 0) + 1 FROM events").fetchone()
+        assert feed_row is not None
+        conn.execute(
+            "INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, "
+            "to_state, payload, created_at, prev_hash, hash) VALUES (%s, %s, %s, "
+            "'NEGOTIATION_TIMEOUT', NULL, 'system', 'quote-requested', 'expired', %s, %s, %s, %s)",
+            (deal_id, last_seq + 1, feed_row[0], payload, now, head, digest),
         )
         for user_id in (buyer, seller):
             conn.execute(

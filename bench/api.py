@@ -67,6 +67,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from common import memory_gib, pct
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, text
@@ -435,13 +436,6 @@ class Walker(threading.Thread):
                                       body, headers)  # fmt: skip
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
-
-
 @dataclass
 class Phase:
     """One side's measurement (one round, or all rounds merged)."""
@@ -620,16 +614,6 @@ def pgbench_round(dsn: str, script: Path, clients: int, seconds: int, sampler: S
 # --- the report ---------------------------------------------------------------------------
 
 
-def _mem_gib() -> str:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return "?"
-
-
 def _ms(seconds: float | None) -> str:
     return "–" if seconds is None or seconds != seconds else f"{seconds * 1000:.1f}"
 
@@ -688,7 +672,7 @@ def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version:
         for note in dict.fromkeys(p.notes):
             console.print(f"[yellow]{p.name}: {note}[/]")
     console.print(
-        f"Machine: {cores} cores, {_mem_gib()}, {platform.system()} {platform.machine()}, "
+        f"Machine: {cores} cores, {memory_gib()}, {platform.system()} {platform.machine()}, "
         f"Python {platform.python_version()}, {pg_version}; "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
     )

@@ -340,7 +340,7 @@ def load_room(
         decisions=_decisions(events, names),
         messages=[(x, users.get(x.author_id), author_role(x.author_id)) for x in msgs],
         messages_hidden=hidden,
-        trust=trust_profiles(uow, [deal.buyer_id, deal.seller_id]),
+        trust={p["id"]: p["trust"] for p in (view["buyer"], view["seller"]) if p and "trust" in p},
         forms=action_forms,
         live_listing=s.get(m.Listing, deal.listing_id),
         diff=pick_diff(versions, diff_from, diff_to),

@@ -1,16 +1,17 @@
 -- bench/api.py, raw-SQL side: one market deal walked as 4 transactions, statement for
 -- statement what the API writes for each (services/deals.py open_deal, fire_transition,
 -- persist, _handoff; services/audit.py append, number_feed; notifications.record;
--- notify/email.enqueue; realtime.PostgresBroker.deliver after commit), in the API's order:
+-- notify/email.enqueue; realtime.PostgresBroker.announce), in the API's order:
 -- the reference counters (services/refs.py) in a statement of their own, outside the
 -- deal's transaction; the feed lock, the feed position, the events, the bell items and
--- their emails last, just before COMMIT (audit.number_feed).
+-- their emails last, just before COMMIT (audit.number_feed), with the NOTIFY in the same
+-- transaction (PostgreSQL delivers it at COMMIT).
 --
 -- One pgbench transaction is one walk: transitions/s = 4 x tps. Variables from bench/api.py
 -- (-D): year, seller, buyer_prefix, listing_prefix, feed_lock, channel. :client_id
 -- (0-based) picks the client's buyer and listing, as in the API phase. Hashes are fixed
 -- 64-hex values (the API computes SHA-256 in Python; the database only stores them). The
--- NOTIFY after each commit has the API's payload size but goes to its own channel, so the
+-- NOTIFY in each transaction has the API's payload size but goes to its own channel, so the
 -- idle API server between rounds does not take pgbench's events for its own.
 --
 -- Lines starting with "--reads " are the API's reads besides its writes and locks (the
@@ -47,11 +48,6 @@ INSERT INTO quote_versions (id, deal_id, number, created_by_id, created_by_role,
   VALUES (gen_random_uuid()::text, :deal_id, 1, :buyer_id, 'buyer', 100.00, 50, 5000.00, 'USD',
     NULL, NULL, NULL, now() + interval '7 days', NULL, NULL, 'initial', NULL, NULL, true,
     'pending', now());
-UPDATE deals SET last_seq = 1,
-    head_hash = '4ed143c194fd143f2ef04d7c4191aa882aec6b603b8adafd3a4a120c284ec22f'
-  WHERE id = :deal_id;
-UPDATE timers SET status = 'cancelled', done_at = now()
-  WHERE deal_id = :deal_id AND status = 'pending';
 INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, created_at, done_at)
   VALUES (:deal_id, 'transition', 'expire', now() + interval '7 days', 'offer-pending',
       'NEG-T03', 'QUOTE_EXPIRED', 'pending', now(), NULL),
@@ -62,9 +58,6 @@ INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, cre
   RETURNING id;
 --reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:seller);
 --reads SELECT * FROM users WHERE id = :seller;
---reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
---reads SELECT * FROM orders WHERE deal_id = :deal_id;
---reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
 SELECT pg_advisory_xact_lock(:feed_lock);
 SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
@@ -87,13 +80,14 @@ INSERT INTO email_outbox (user_id, kind, notification_id, deal_id, event_seq, di
   VALUES (:seller, 'notification', :nid, :deal_id, 1, NULL, 'pending', 0, now(),
     '<' || md5(random()::text) || '@dealroom.localhost>', NULL, NULL, NULL, now(), NULL)
   RETURNING id;
-COMMIT;
 SELECT pg_notify(:channel, '[{"kind":"event","event":{"seq":1,"type":"OFFER_MADE","deal_id":"' || :deal_id || '","hash":"4ed143c194fd143f2ef04d7c4191aa882aec6b603b8adafd3a4a120c284ec22f","pad":"' || repeat('x', 650) || '"}}]');
+COMMIT;
 
 -- 2. accept (seller) ---------------------------------------------------------------------
 BEGIN;
 --reads SELECT * FROM users WHERE id = :seller;
 SELECT * FROM deals WHERE id = :deal_id FOR UPDATE;
+--reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.* FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id WHERE d.id = :deal_id;
 --reads SELECT * FROM quote_versions WHERE deal_id = :deal_id ORDER BY number;
 UPDATE deals SET state = 'terms-agreed', version = 2, transition_count = 2,
     last_move_at = now(), last_mover = 'seller', last_transition = 'accept',
@@ -103,9 +97,6 @@ UPDATE deals SET state = 'terms-agreed', version = 2, transition_count = 2,
   WHERE id = :deal_id;
 UPDATE quote_versions SET status = 'accepted'
   WHERE deal_id = :deal_id AND number = 1 AND status = 'pending';
-UPDATE deals SET last_seq = 2,
-    head_hash = 'a80e23ccec1a4800358be473354b06959c474a65ff7ca1d54f8f874fcfb19ab9'
-  WHERE id = :deal_id;
 UPDATE timers SET status = 'cancelled', done_at = now()
   WHERE deal_id = :deal_id AND status = 'pending';
 INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, created_at, done_at)
@@ -113,10 +104,6 @@ INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, cre
     'NEG-T04', 'NEGOTIATION_TIMEOUT', 'pending', now(), NULL)
   RETURNING id;
 --reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id);
---reads SELECT * FROM users WHERE id = :buyer_id;
---reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
---reads SELECT * FROM orders WHERE deal_id = :deal_id;
---reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
 SELECT pg_advisory_xact_lock(:feed_lock);
 SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
@@ -139,22 +126,20 @@ INSERT INTO email_outbox (user_id, kind, notification_id, deal_id, event_seq, di
   VALUES (:buyer_id, 'notification', :nid, :deal_id, 2, NULL, 'pending', 0, now(),
     '<' || md5(random()::text) || '@dealroom.localhost>', NULL, NULL, NULL, now(), NULL)
   RETURNING id;
-COMMIT;
 SELECT pg_notify(:channel, '[{"kind":"event","event":{"seq":2,"type":"QUOTE_ACCEPTED","deal_id":"' || :deal_id || '","hash":"a80e23ccec1a4800358be473354b06959c474a65ff7ca1d54f8f874fcfb19ab9","pad":"' || repeat('x', 470) || '"}}]');
+COMMIT;
 
 -- 3. request-close (seller) --------------------------------------------------------------
 BEGIN;
 --reads SELECT * FROM users WHERE id = :seller;
 SELECT * FROM deals WHERE id = :deal_id FOR UPDATE;
+--reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.* FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id WHERE d.id = :deal_id;
 --reads SELECT * FROM quote_versions WHERE deal_id = :deal_id ORDER BY number;
 UPDATE deals SET state = 'close-requested', version = 3, transition_count = 3,
     last_move_at = now(), last_transition = 'request-close',
     entered = '{"terms-agreed": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"], "offer-pending": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"], "close-requested": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"]}',
     first_transitioned = '{"accept": "2026-02-01T09:00:00.000000Z", "make-offer": "2026-02-01T09:00:00.000000Z", "request-close": "2026-02-01T09:00:00.000000Z"}',
     data = '{"escrow_waived": false}', updated_at = now()
-  WHERE id = :deal_id;
-UPDATE deals SET last_seq = 3,
-    head_hash = 'b85d8cc8d30f876cda4a356672c157e96cf7815dae800afa8928e12e0ac38816'
   WHERE id = :deal_id;
 UPDATE timers SET status = 'cancelled', done_at = now()
   WHERE deal_id = :deal_id AND status = 'pending';
@@ -163,10 +148,6 @@ INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, cre
     'NEG-T04', 'NEGOTIATION_TIMEOUT', 'pending', now(), NULL)
   RETURNING id;
 --reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id);
---reads SELECT * FROM users WHERE id = :buyer_id;
---reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
---reads SELECT * FROM orders WHERE deal_id = :deal_id;
---reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
 SELECT pg_advisory_xact_lock(:feed_lock);
 SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
@@ -188,8 +169,8 @@ INSERT INTO email_outbox (user_id, kind, notification_id, deal_id, event_seq, di
   VALUES (:buyer_id, 'notification', :nid, :deal_id, 3, NULL, 'pending', 0, now(),
     '<' || md5(random()::text) || '@dealroom.localhost>', NULL, NULL, NULL, now(), NULL)
   RETURNING id;
-COMMIT;
 SELECT pg_notify(:channel, '[{"kind":"event","event":{"seq":3,"type":"CLOSE_REQUESTED","deal_id":"' || :deal_id || '","hash":"b85d8cc8d30f876cda4a356672c157e96cf7815dae800afa8928e12e0ac38816","pad":"' || repeat('x', 450) || '"}}]');
+COMMIT;
 
 -- 4. confirm-close (buyer): order, escrow and shipment -----------------------------------
 INSERT INTO counters (name, value) VALUES ('ORD-' || :year::text, 1)
@@ -198,6 +179,7 @@ INSERT INTO counters (name, value) VALUES ('ORD-' || :year::text, 1)
 BEGIN;
 --reads SELECT * FROM users WHERE id = :buyer_id;
 SELECT * FROM deals WHERE id = :deal_id FOR UPDATE;
+--reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.* FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id WHERE d.id = :deal_id;
 --reads SELECT * FROM quote_versions WHERE deal_id = :deal_id ORDER BY number;
 UPDATE deals SET state = 'closed-won', version = 4, transition_count = 4,
     last_move_at = now(), last_mover = 'buyer', last_transition = 'confirm-close',
@@ -216,18 +198,9 @@ INSERT INTO escrows (id, deal_id, order_id, status, amount, currency, created_at
   VALUES (gen_random_uuid()::text, :deal_id, :order_id, 'open', 5000.00, 'USD', now());
 INSERT INTO shipments (id, deal_id, order_id, status, created_at)
   VALUES (gen_random_uuid()::text, :deal_id, :order_id, 'awaiting_pickup', now());
-UPDATE deals SET last_seq = 7,
-    head_hash = '8cb24d17a5eedc9a53f54e1f43696f3575b4af173860fc0d2d9520519562a095'
-  WHERE id = :deal_id;
 UPDATE timers SET status = 'cancelled', done_at = now()
   WHERE deal_id = :deal_id AND status = 'pending';
 --reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id, :seller);
---reads SELECT * FROM users WHERE id = :seller;
---reads SELECT * FROM timers WHERE deal_id = :deal_id AND status = 'pending' ORDER BY due_at;
---reads SELECT * FROM orders WHERE deal_id = :deal_id;
---reads SELECT * FROM escrows WHERE deal_id = :deal_id;
---reads SELECT * FROM shipments WHERE deal_id = :deal_id;
---reads SELECT * FROM listings WHERE id = :listing_prefix || lpad(:client_id::text, 12, '0');
 SELECT pg_advisory_xact_lock(:feed_lock);
 SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 \set feed2 :feed + 1
@@ -272,5 +245,5 @@ INSERT INTO email_outbox (user_id, kind, notification_id, deal_id, event_seq, di
     (:seller, 'notification', currval('notifications_id_seq'), :deal_id, 7, NULL, 'pending', 0,
       now(), '<' || md5(random()::text) || '@dealroom.localhost>', NULL, NULL, NULL, now(), NULL)
   RETURNING id;
-COMMIT;
 SELECT pg_notify(:channel, '[{"kind":"event","event":{"seq":4,"type":"DEAL_CLOSED","deal_id":"' || :deal_id || '","hash":"74daab2e0af4b00ef866fb602c707272026d7f4e0b88b4d1e4fbabe8d2f55bf6","pad":"' || repeat('x', 1950) || '"}}]');
+COMMIT;

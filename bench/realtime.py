@@ -247,9 +247,9 @@ class Subscriber:
 
 
 class CommitWatch(threading.Thread):
-    """A LISTEN of the bench's own on the channel the API processes NOTIFY right after each
-    commit: the moment it hears a move's announcement is its commit time, give or take the
-    publisher's round trip (well under a millisecond here)."""
+    """A LISTEN of the bench's own on the channel the API processes NOTIFY on: PostgreSQL
+    delivers a move's announcement at its COMMIT, so the moment it is heard is the commit
+    time."""
 
     def __init__(self, dsn: str) -> None:
         super().__init__(name="commit-watch", daemon=True)
@@ -443,7 +443,7 @@ def report(results: list[Result], subscribers: int, bad: int, failed: int) -> No
         f"median {SUPABASE['p50']:.0f} ms, p99 {SUPABASE['p99']:.0f} ms."
     )
     console.print(
-        "commit→delivery: from the NOTIFY that follows each commit (heard by the bench's own "
+        "commit→delivery: from the NOTIFY each commit delivers (heard by the bench's own "
         "LISTEN) to the event's arrival on each subscriber; write sent→delivery adds the "
         "write itself (HTTP, the transaction, the commit)."
     )

@@ -1,7 +1,9 @@
 """What must happen after commit: collected during a transaction, published after it.
 
-Services append to `UnitOfWork.outbox`; the edge hands the items to the broker only after
-a successful commit and drops them on rollback. In-process subscribers (metrics) get every
+Services append to `UnitOfWork.outbox`; the edge lets the broker announce them inside the
+transaction just before COMMIT (`announce`: PostgreSQL's NOTIFY is delivered with the commit
+and dropped by a rollback), and hands them to the in-process subscribers only after a
+successful commit; a rollback drops them. In-process subscribers (metrics) get every
 item this process publishes, synchronously; a broker of `dealroom.realtime` also carries
 the items on to the live streams, in this process or, on PostgreSQL, in every API process.
 """
@@ -11,7 +13,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,10 @@ class Broker:
             for fn in subscribers:
                 fn(item)
         self.deliver(items)
+
+    def announce(self, session: Session, items: list[OutboxItem]) -> None:
+        """Inside the transaction, once its events are numbered and just before COMMIT:
+        announce what the commit will make true, atomically with it (none here)."""
 
     def deliver(self, items: list[OutboxItem]) -> None:
         """Carry committed items beyond the in-process subscribers (none here)."""

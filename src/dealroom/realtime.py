@@ -15,16 +15,16 @@ resuming after the last position it got never skips an event committed later.
 Brokers (`make_broker` picks one from the database URL):
 
 - `LocalBroker` (embedded mode, SQLite): `publish` hands the items straight to the hub.
-- `PostgresBroker`: `publish` announces them with `pg_notify('dealroom', …)` on an
-  autocommit connection after the commit (so nothing uncommitted is ever announced), and
-  every API process runs one `Listener` thread (`LISTEN dealroom`, reconnecting on
+- `PostgresBroker`: `announce` sends `pg_notify('dealroom', …)` inside the move's own
+  transaction, just before its COMMIT (PostgreSQL delivers a NOTIFY with the commit and
+  drops it on rollback, so nothing uncommitted is ever announced), and every API process runs one `Listener` thread (`LISTEN dealroom`, reconnecting on
   failure) that hands what it hears to its own hub. An event whose JSON would not fit
   NOTIFY's 8000-byte payload travels by reference (`{"kind": "event", "feed_seq": N}`)
   and the listener reads the row.
 
 Both also read the tails of the feed and of the bell every few seconds (two indexed
 `max()` queries), which delivers what was committed but never announced: a worker in
-another process on SQLite, a publisher that died between its commit and its NOTIFY.
+another process on SQLite, a NOTIFY a listener missed while it was reconnecting.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from typing import Any, Literal
 
 import psycopg
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
 from dealroom.db.session import Database
@@ -530,7 +531,10 @@ class PostgresBroker(RealtimeBroker):
         self.notifies_sent = 0
         self.notifies_heard = 0
 
-    def deliver(self, items: list[OutboxItem]) -> None:
+    def announce(self, session: Session, items: list[OutboxItem]) -> None:
+        """NOTIFY inside the move's transaction: PostgreSQL delivers it with the COMMIT and
+        drops it on rollback, so nothing uncommitted is ever announced and nothing
+        committed goes unannounced, at no extra round trip or connection."""
         payloads = notify_payloads(items)
         if not payloads:
             return
@@ -538,14 +542,8 @@ class PostgresBroker(RealtimeBroker):
         params: list[str] = []
         for p in payloads:
             params += [CHANNEL, p]
-        try:
-            with self.hub.db.engine.connect() as conn:
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.exec_driver_sql(sql, tuple(params))
-            self.notifies_sent += len(payloads)
-        except Exception:
-            # Already committed: every listener's tail poll hands the items on shortly.
-            log.exception("realtime: NOTIFY failed")
+        session.connection().exec_driver_sql(sql, tuple(params))
+        self.notifies_sent += len(payloads)
 
     def start(self) -> None:
         super().start()

@@ -119,7 +119,7 @@ def fire_one(
             deals.fire_system(uow, deal=deal, name=timer.name, timer_rule=timer.rule)
         else:
             notifications.record_reminder(uow, deal, timer)
-        session.commit()
+        uow.commit(broker)
     except DealroomError as exc:
         session.rollback()
         assert timer_id is not None

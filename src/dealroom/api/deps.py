@@ -74,7 +74,7 @@ def _uow(request: Request, *, write: bool) -> Iterator[UnitOfWork]:
     )
     try:
         yield uow
-        session.commit()
+        uow.commit(request.app.state.broker)
     except IntegrityError:
         session.rollback()
         stored = _stored_answer(db, uow)

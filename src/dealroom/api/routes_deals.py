@@ -134,6 +134,7 @@ def _render(uow: UnitOfWork, result: deals.DealResult, *, version: int | None = 
         now=uow.now,
         timers=timers,
         trust_max_age=uow.config.trust_cache_seconds,
+        around=result.around,
     )
 
 
@@ -147,9 +148,10 @@ def _payload(body: sc.DealCreate | sc.TransitionCreate, data: dict[str, Any]) ->
 
 
 def _read_deal(uow: UnitOfWork, user: m.User, deal_id: str) -> deals.DealResult:
-    deal, role = deals.get_deal(uow.session, deal_id, user)
+    deal, role, around = deals.get_deal_view(uow.session, deal_id, user)
     process = get_process(uow.session, deal.process_name, deal.process_version)
-    return deals.DealResult(deal, deals.engine_state(uow, deal, process), process, role)
+    state = deals.engine_state(uow, deal, process)
+    return deals.DealResult(deal, state, process, role, around=around)
 
 
 # --- cursors ------------------------------------------------------------------------------

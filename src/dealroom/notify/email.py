@@ -44,7 +44,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from dealroom.config import Config
@@ -72,17 +72,18 @@ GENERIC = "_generic"
 # --- the outbox hook (inside the move's transaction) --------------------------------------
 
 
+_EMAIL_MODES = select(m.UserPreference.user_id, m.UserPreference.email).where(
+    m.UserPreference.user_id.in_(bindparam("ids", expanding=True))
+)
+
+
 def enqueue(uow: UnitOfWork, deal: m.Deal, items: list[m.Notification]) -> list[m.EmailOutbox]:
     """Queue one email per bell item whose recipient wants immediate email (the default).
     Digest users' items wait for their digest; `off` users get none."""
     if not items:
         return []
     users = {n.user_id for n in items}
-    rows = uow.session.execute(
-        select(m.UserPreference.user_id, m.UserPreference.email).where(
-            m.UserPreference.user_id.in_(users)
-        )
-    )
+    rows = uow.session.execute(_EMAIL_MODES, {"ids": list(users)})
     modes: dict[str, str] = dict(rows.all())
     queued = []
     for n in items:

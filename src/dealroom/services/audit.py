@@ -64,10 +64,14 @@ def event_hash(prev_hash: str, e: Event) -> str:
     return hashlib.sha256((prev_hash + canonical(hashed_fields(e))).encode()).hexdigest()
 
 
+_LOCK_FEED = text("SELECT pg_advisory_xact_lock(:k)")
+_FEED_HEAD = select(func.coalesce(func.max(Event.feed_seq), 0))
+
+
 def lock_feed(session: Session) -> None:
     """Hold the feed lock until commit (PostgreSQL; SQLite's write lock already does)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK})
+        session.execute(_LOCK_FEED, {"k": FEED_LOCK})
 
 
 @dataclass
@@ -109,7 +113,7 @@ def number_feed(session: Session) -> None:
         return
     lock_feed(session)
     if held.events:
-        current = session.execute(select(func.coalesce(func.max(Event.feed_seq), 0))).scalar_one()
+        current = session.execute(_FEED_HEAD).scalar_one()
         for i, e in enumerate(held.events, start=int(current) + 1):
             e.feed_seq = i
         for e, payload in held.payloads:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy.orm import Session, aliased
 
 from dealroom.db import models as m
 from dealroom.domain import engine
@@ -129,13 +129,39 @@ def version_of(row: m.QuoteVersion) -> QuoteVersion:
     )
 
 
+# Core tables for writes that need no ORM bookkeeping.
+_QUOTES = cast(Table, m.QuoteVersion.__table__)
+_TIMERS = cast(Table, m.Timer.__table__)
+_ORDERS = cast(Table, m.Order.__table__)
+_ESCROWS = cast(Table, m.Escrow.__table__)
+_SHIPMENTS = cast(Table, m.Shipment.__table__)
+
+# The statements of a move, built once: building a SQLAlchemy statement costs about as
+# much CPU as executing it (bench/README.md, "How it got here").
+_VERSIONS = (
+    select(m.QuoteVersion)
+    .where(m.QuoteVersion.deal_id == bindparam("deal_id"))
+    .order_by(m.QuoteVersion.number)
+)
+_DEAL = select(m.Deal).where(m.Deal.id == bindparam("id"))
+_DEAL_LOCKED = _DEAL.with_for_update()
+#: Core UPDATEs (on the tables, not the ORM classes): nothing loaded in the session needs
+#: them evaluated against it.
+_QUOTE_STATUS = (
+    update(_QUOTES)
+    .where(m.QuoteVersion.deal_id == bindparam("of_deal"),
+           m.QuoteVersion.number == bindparam("of_number"), m.QuoteVersion.status == "pending")
+    .values(status=bindparam("new_status"))
+)  # fmt: skip
+_CANCEL_TIMERS = (
+    update(_TIMERS)
+    .where(m.Timer.deal_id == bindparam("of_deal"), m.Timer.status == "pending")
+    .values(status="cancelled", done_at=bindparam("at"))
+)
+
+
 def load_versions(session: Session, deal_id: str) -> list[m.QuoteVersion]:
-    stmt = (
-        select(m.QuoteVersion)
-        .where(m.QuoteVersion.deal_id == deal_id)
-        .order_by(m.QuoteVersion.number)
-    )
-    return list(session.scalars(stmt))
+    return list(session.scalars(_VERSIONS, {"deal_id": deal_id}))
 
 
 def engine_state(
@@ -205,10 +231,12 @@ def actor_for(user: m.User, role: str) -> Actor:
 def get_deal(
     session: Session, deal_id: str, user: m.User, *, lock: bool = False
 ) -> tuple[m.Deal, str]:
-    stmt = select(m.Deal).where(m.Deal.id == deal_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    deal = session.execute(stmt).scalar_one_or_none() if _is_uuidish(deal_id) else None
+    stmt = _DEAL_LOCKED if lock else _DEAL
+    deal = (
+        session.execute(stmt, {"id": deal_id}).scalar_one_or_none()
+        if _is_uuidish(deal_id)
+        else None
+    )
     if deal is None:
         raise NotFound("There is no such deal.", rule="VISIBILITY", deal_id=deal_id)
     return deal, role_in(deal, user)
@@ -219,6 +247,47 @@ def _is_uuidish(value: str) -> bool:
 
 
 @dataclass
+class Surroundings:
+    """What a deal's answer shows beside the deal row: its parties, when its listing last
+    changed, and its hand-off rows (read with the deal in one round trip, `get_deal_view`)."""
+
+    users: dict[str, m.User]
+    listing_updated_at: datetime | None
+    order: m.Order | None = None
+    escrow: m.Escrow | None = None
+    shipment: m.Shipment | None = None
+
+
+_Buyer = aliased(m.User, name="buyer")
+_Seller = aliased(m.User, name="seller")
+_DEAL_VIEW = (
+    select(m.Deal, _Buyer, _Seller, m.Listing.updated_at, m.Order, m.Escrow, m.Shipment)
+    .outerjoin(_Buyer, _Buyer.id == m.Deal.buyer_id)
+    .outerjoin(_Seller, _Seller.id == m.Deal.seller_id)
+    .outerjoin(m.Listing, m.Listing.id == m.Deal.listing_id)
+    .outerjoin(m.Order, m.Order.deal_id == m.Deal.id)
+    .outerjoin(m.Escrow, m.Escrow.deal_id == m.Deal.id)
+    .outerjoin(m.Shipment, m.Shipment.deal_id == m.Deal.id)
+    .where(m.Deal.id == bindparam("id"))
+)
+_DEAL_VIEW_LOCKED = _DEAL_VIEW.with_for_update(of=m.Deal.__table__)
+
+
+def get_deal_view(
+    session: Session, deal_id: str, user: m.User, *, lock: bool = False
+) -> tuple[m.Deal, str, Surroundings]:
+    """`get_deal`, with what its answer shows besides (`Surroundings`) in the same query."""
+    stmt = _DEAL_VIEW_LOCKED if lock else _DEAL_VIEW
+    row = session.execute(stmt, {"id": deal_id}).first() if _is_uuidish(deal_id) else None
+    if row is None:
+        raise NotFound("There is no such deal.", rule="VISIBILITY", deal_id=deal_id)
+    deal, buyer, seller, listing_updated_at, order, escrow, shipment = row
+    users = {u.id: u for u in (buyer, seller) if u is not None}
+    around = Surroundings(users, listing_updated_at, order, escrow, shipment)
+    return deal, role_in(deal, user), around
+
+
+@dataclass
 class DealResult:
     deal: m.Deal
     state: DealState
@@ -226,6 +295,9 @@ class DealResult:
     role: str
     outcome: Outcome | None = None
     dry_run: bool = False
+    #: Read with the deal (`get_deal_view`) and brought up to date by the move; None: the
+    #: answer reads them itself.
+    around: Surroundings | None = None
 
 
 # --- opening a deal -----------------------------------------------------------------------
@@ -318,8 +390,10 @@ def open_deal(
         return DealResult(deal, outcome.deal, process, role, outcome, dry_run=True)
     s.add(deal)
     s.flush()
-    persist(uow, deal, process, outcome, actor_id=user.id)
-    return DealResult(deal, outcome.deal, process, role, outcome)
+    made = persist(uow, deal, process, outcome, actor_id=user.id)
+    around = Surroundings({user.id: user}, listing.updated_at, made.get("order"),
+                          made.get("escrow"), made.get("shipment"))  # fmt: skip
+    return DealResult(deal, outcome.deal, process, role, outcome, around=around)
 
 
 def _offer_limits(
@@ -383,7 +457,7 @@ def fire_transition(
     payload: Payload,
     dry_run: bool = False,
 ) -> DealResult:
-    deal, role = get_deal(uow.session, deal_id, user, lock=not dry_run)
+    deal, role, around = get_deal_view(uow.session, deal_id, user, lock=not dry_run)
     if deal.version != expected_version:
         raise StaleDeal(
             f"The deal is at version {deal.version}, not {expected_version}: someone moved "
@@ -399,9 +473,12 @@ def fire_transition(
         role = "operator"
     outcome = engine.fire(process, state, name, actor_for(user, role), payload, now=uow.now)
     if dry_run:
-        return DealResult(deal, outcome.deal, process, role, outcome, dry_run=True)
-    persist(uow, deal, process, outcome, actor_id=user.id)
-    return DealResult(deal, outcome.deal, process, role, outcome)
+        return DealResult(deal, outcome.deal, process, role, outcome, dry_run=True, around=around)
+    made = persist(uow, deal, process, outcome, actor_id=user.id)
+    around.order = made.get("order", around.order)
+    around.escrow = made.get("escrow", around.escrow)
+    around.shipment = made.get("shipment", around.shipment)
+    return DealResult(deal, outcome.deal, process, role, outcome, around=around)
 
 
 def _acts_as_operator(
@@ -429,10 +506,24 @@ def fire_system(uow: UnitOfWork, *, deal: m.Deal, name: str, timer_rule: str | N
 
 def persist(
     uow: UnitOfWork, deal: m.Deal, process: Process, outcome: Outcome, *, actor_id: str | None
-) -> None:
+) -> dict[str, Any]:
+    """Write the move; answer the hand-off rows it made (order, escrow, shipment)."""
+    uow.session.flush()  # what the caller changed first (the worker marks its timer fired)
+    # Nothing else is flushed until the end: the deal row is then written by one UPDATE, and the
+    # new rows by one INSERT per table (an autoflush in between would update it twice).
+    with uow.session.no_autoflush:
+        made = _write_move(uow, deal, process, outcome, actor_id=actor_id)
+    uow.session.flush()
+    return made
+
+
+def _write_move(
+    uow: UnitOfWork, deal: m.Deal, process: Process, outcome: Outcome, *, actor_id: str | None
+) -> dict[str, Any]:
     s = uow.session
     now = uow.now
     st = outcome.deal
+    opening = deal.version == 0
     deal.state = outcome.to_state
     deal.version += 1
     deal.proposals = st.proposals
@@ -449,13 +540,9 @@ def persist(
     if outcome.to_state in process.final_states:
         deal.closed_at = now
 
-    for number, status in outcome.status_changes:
-        s.execute(
-            update(m.QuoteVersion)
-            .where(m.QuoteVersion.deal_id == deal.id, m.QuoteVersion.number == number,
-                   m.QuoteVersion.status == "pending")
-            .values(status=status)
-        )  # fmt: skip
+    if outcome.status_changes:
+        s.execute(_QUOTE_STATUS, [{"of_deal": deal.id, "of_number": number, "new_status": status}
+                                  for number, status in outcome.status_changes])  # fmt: skip
     if outcome.quote is not None:
         v = outcome.quote
         s.add(
@@ -508,11 +595,8 @@ def persist(
         )
         uow.outbox.append(OutboxItem("event", deal.id, audit.published(s, e)))
 
-    s.execute(
-        update(m.Timer)
-        .where(m.Timer.deal_id == deal.id, m.Timer.status == "pending")
-        .values(status="cancelled", done_at=now)
-    )
+    if not opening:  # a deal being opened has no timers yet
+        s.execute(_CANCEL_TIMERS, {"of_deal": deal.id, "at": now})
     for t in outcome.timers:
         s.add(m.Timer(deal_id=deal.id, kind=t.kind, name=t.name, due_at=t.due_at, state=t.state,
                       rule=t.rule, event=t.event, status="pending", created_at=now))  # fmt: skip
@@ -520,7 +604,7 @@ def persist(
         notifications.record(
             uow, deal, n.name, n.template, n.to, {"transition": outcome.transition}
         )
-    s.flush()
+    return handoff
 
 
 def _party_id(deal: m.Deal, role: str) -> str | None:
@@ -528,7 +612,9 @@ def _party_id(deal: m.Deal, role: str) -> str | None:
 
 
 def _handoff(uow: UnitOfWork, deal: m.Deal, process: Process, outcome: Outcome) -> dict[str, Any]:
-    """Order, escrow and shipment rows for the engine's handoff effects."""
+    """Order, escrow and shipment rows for the engine's handoff effects, inserted at once
+    and in that order (escrow and shipment point at the order). Answers them as transient
+    objects (not in the session: the rows are already written)."""
     s = uow.session
     made: dict[str, Any] = {}
     for effect in outcome.effects:
@@ -537,32 +623,29 @@ def _handoff(uow: UnitOfWork, deal: m.Deal, process: Process, outcome: Outcome) 
             currency = effect.params["currency"]
             entries = fees.schedule(uow.config.fees, process=process.name,
                                     category=deal.listing_snapshot.get("category"))  # fmt: skip
-            order = m.Order(
-                deal_id=deal.id,
-                ref=next_ref(s, "ORD", uow.now),
-                quote_version=effect.params["version"],
-                total=total,
-                currency=currency,
-                fees=fees.apply(entries, total, currency),
-                status="open",
-                created_at=uow.now,
-            )
-            s.add(order)
-            s.flush()
-            made["order"] = order
+            row = {
+                "id": m.new_id(), "deal_id": deal.id, "ref": next_ref(s, "ORD", uow.now),
+                "quote_version": effect.params["version"], "total": total, "currency": currency,
+                "fees": fees.apply(entries, total, currency), "status": "open",
+                "created_at": uow.now,
+            }  # fmt: skip
+            s.execute(insert(_ORDERS), [row])
+            made["order"] = m.Order(**row)
         elif effect.name == "open-escrow":
             order = made["order"]
-            escrow = m.Escrow(deal_id=deal.id, order_id=order.id,
-                              status="waived" if effect.params.get("waived") else "open",
-                              amount=order.total, currency=order.currency, created_at=uow.now)  # fmt: skip
-            s.add(escrow)
-            made["escrow"] = escrow
+            row = {
+                "id": m.new_id(), "deal_id": deal.id, "order_id": order.id,
+                "status": "waived" if effect.params.get("waived") else "open",
+                "amount": order.total, "currency": order.currency, "created_at": uow.now,
+            }  # fmt: skip
+            s.execute(insert(_ESCROWS), [row])
+            made["escrow"] = m.Escrow(**row)
         elif effect.name == "create-shipment":
             order = made["order"]
-            shipment = m.Shipment(deal_id=deal.id, order_id=order.id, status="awaiting_pickup",
-                                  created_at=uow.now)  # fmt: skip
-            s.add(shipment)
-            made["shipment"] = shipment
+            row = {"id": m.new_id(), "deal_id": deal.id, "order_id": order.id,
+                   "status": "awaiting_pickup", "created_at": uow.now}  # fmt: skip
+            s.execute(insert(_SHIPMENTS), [row])
+            made["shipment"] = m.Shipment(**row)
     return made
 
 

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 
 from dealroom.config import Config
 from dealroom.db.models import IdempotencyKey
-from dealroom.outbox import OutboxItem
+from dealroom.outbox import Broker, OutboxItem
+from dealroom.services import audit
 
 
 @dataclass
@@ -29,6 +30,15 @@ class UnitOfWork:
     user_agent: str | None = None
     outbox: list[OutboxItem] = field(default_factory=list)
     idempotency: tuple[str, str, str, str] | None = None  # user, key, method+path, hash
+
+    def commit(self, broker: Broker | None = None) -> None:
+        """COMMIT. With a broker and something in the outbox, the transaction first numbers
+        its held events (`audit.number_feed`, which takes the feed lock) and lets the broker
+        announce the outbox with those positions inside it (`Broker.announce`)."""
+        if broker is not None and self.outbox:
+            audit.number_feed(self.session)
+            broker.announce(self.session, self.outbox)
+        self.session.commit()
 
     def remember(self, payload: Any, status_code: int = 200) -> Response:
         """Answer with `payload`; store it under the request's Idempotency-Key, if any,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
@@ -102,16 +102,25 @@ def next_step(
     return {"action": "wait", "actor": "system", "due_at": due}
 
 
+#: A deal's order with its escrow and shipment, in one round trip.
+_HANDOFF = (
+    select(m.Order, m.Escrow, m.Shipment)
+    .outerjoin(m.Escrow, m.Escrow.deal_id == m.Order.deal_id)
+    .outerjoin(m.Shipment, m.Shipment.deal_id == m.Order.deal_id)
+    .where(m.Order.deal_id == bindparam("deal_id"))
+)
+
+
 def handoff_json(session: Session, deal_id: str) -> dict[str, Any] | None:
-    order = session.execute(select(m.Order).where(m.Order.deal_id == deal_id)).scalar_one_or_none()
+    row = session.execute(_HANDOFF, {"deal_id": deal_id}).first()
+    return None if row is None else handoff_view(*row)
+
+
+def handoff_view(
+    order: m.Order | None, escrow: m.Escrow | None, shipment: m.Shipment | None
+) -> dict[str, Any] | None:
     if order is None:
         return None
-    escrow = session.execute(
-        select(m.Escrow).where(m.Escrow.deal_id == deal_id)
-    ).scalar_one_or_none()
-    shipment = session.execute(
-        select(m.Shipment).where(m.Shipment.deal_id == deal_id)
-    ).scalar_one_or_none()
     return {
         "order_ref": order.ref,
         "total": str(order.total.quantize(_cents(order.currency))),
@@ -147,6 +156,9 @@ def fee_preview(
     return fees.apply(entries, terms.total if terms else None, deal.listing_snapshot["currency"])
 
 
+_LISTING_UPDATED = select(m.Listing.updated_at).where(m.Listing.id == bindparam("id"))
+
+
 def deal_json(
     session: Session,
     deal: m.Deal,
@@ -160,10 +172,12 @@ def deal_json(
     now: datetime | None = None,
     timers: list[m.Timer] | None = None,
     trust_max_age: float = 0.0,
+    around: deals.Surroundings | None = None,
 ) -> dict[str, Any]:
     """`timers` replaces the stored pending timers (a dry run passes the would-be ones);
-    the parties' trust profiles may be up to `trust_max_age` seconds old."""
-    users = users or {}
+    `around` what was read with the deal (`deals.get_deal_view`) or made by its move; the
+    parties' trust profiles may be up to `trust_max_age` seconds old."""
+    users = {**(around.users if around else {}), **(users or {})}
     buyer = users.get(deal.buyer_id) or session.get(m.User, deal.buyer_id)
     seller = users.get(deal.seller_id) or session.get(m.User, deal.seller_id)
     profiles = trust.cached_profiles(
@@ -171,10 +185,14 @@ def deal_json(
     )
     if timers is None:
         timers = pending_timers(session, deal.id) if deal.ref != "(dry run)" else []
-    handoff = handoff_json(session, deal.id)
+    if around is not None:
+        handoff = handoff_view(around.order, around.escrow, around.shipment)
+        live = around.listing_updated_at
+    else:
+        handoff = handoff_json(session, deal.id)
+        live = session.execute(_LISTING_UPDATED, {"id": deal.listing_id}).scalar_one_or_none()
     available = engine.available_transitions(process, state, viewer_role)
-    live = session.get(m.Listing, deal.listing_id)
-    changed = live is not None and iso(live.updated_at) != deal.listing_snapshot.get("updated_at")
+    changed = live is not None and iso(live) != deal.listing_snapshot.get("updated_at")
     return {
         "id": deal.id,
         "ref": deal.ref,

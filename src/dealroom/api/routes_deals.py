@@ -16,8 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import and_, or_, select
 
 from dealroom.api import schemas_deals as sc
@@ -29,7 +28,7 @@ from dealroom.domain.errors import InvalidRequest
 from dealroom.domain.quotes import diff
 from dealroom.services import audit, deals, views
 from dealroom.services.processes import get_process
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import UnitOfWork, to_json
 
 router = APIRouter(prefix="/v1/deals", tags=["deals"])
 
@@ -107,8 +106,8 @@ def idempotent_unless_dry_run(
 # --- rendering ----------------------------------------------------------------------------
 
 
-def _json(payload: Any, status_code: int = 200) -> JSONResponse:
-    return JSONResponse(jsonable_encoder(payload), status_code=status_code)
+def _json(payload: Any, status_code: int = 200) -> Response:
+    return Response(to_json(payload), status_code=status_code, media_type="application/json")
 
 
 def _render(uow: UnitOfWork, result: deals.DealResult, *, version: int | None = None) -> Any:

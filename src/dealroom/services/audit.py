@@ -24,9 +24,9 @@ import json
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import Table, event, func, insert, inspect, select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
 from dealroom.db.models import Deal, Event
@@ -118,9 +118,56 @@ def number_feed(session: Session) -> None:
             e.feed_seq = i
         for e, payload in held.payloads:
             payload["feed_seq"] = e.feed_seq
-        session.add_all(held.events)
-        session.flush()  # events first: a held row may be looked up by its event
-    session.add_all(held.rows)
+        # events first: a held row may be looked up by its event
+        session.execute(insert(_EVENTS), [_columns(e) for e in held.events])
+    insert_rows(session, held.rows)
+
+
+_EVENTS = cast(Table, Event.__table__)
+
+
+def _columns(obj: Any) -> dict[str, Any]:
+    """The column values set on a new ORM object; the table's defaults fill the others."""
+    state = inspect(obj)
+    for rel in state.mapper.relationships:
+        # A row held after the row it points at (an email after its bell item): take the
+        # key that row was given when it was inserted.
+        target = state.dict.get(rel.key)
+        if target is not None:
+            for local, remote in rel.local_remote_pairs:
+                setattr(obj, local.key, getattr(target, remote.key))
+    values = state.dict
+    return {a.key: values[a.key] for a in state.mapper.column_attrs if a.key in values}
+
+
+def insert_rows(session: Session, rows: list[Any]) -> None:
+    """Insert new ORM objects with Core, in their order (one statement per run of one table
+    and the same columns), without the unit of work: the objects are not added to the
+    session. Generated primary keys are set back on the objects."""
+    i = 0
+    while i < len(rows):
+        first = _columns(rows[i])
+        run = [first]
+        j = i + 1
+        while j < len(rows) and type(rows[j]) is type(rows[i]):
+            values = _columns(rows[j])
+            if values.keys() != first.keys():
+                break
+            run.append(values)
+            j += 1
+        table = cast(Table, inspect(type(rows[i])).local_table)
+        generated = [c for c in table.primary_key.columns if c.key not in first]
+        stmt = insert(table)
+        if generated:
+            keys = session.execute(
+                stmt.returning(*generated, sort_by_parameter_order=True), run
+            ).all()
+            for obj, key in zip(rows[i:j], keys, strict=True):
+                for column, value in zip(generated, key, strict=True):
+                    setattr(obj, column.key, value)
+        else:
+            session.execute(stmt, run)
+        i = j
 
 
 def _forget(session: Session, transaction: SessionTransaction) -> None:

@@ -21,6 +21,15 @@ from dealroom.outbox import Broker, OutboxItem
 from dealroom.services import audit
 
 
+def to_json(payload: Any) -> str:
+    """Compact JSON of an answer. Answers are built from JSON types already; only one that
+    is not (a Decimal, a datetime …) pays for FastAPI's encoder, which walks every value."""
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(jsonable_encoder(payload), separators=(",", ":"), ensure_ascii=False)
+
+
 @dataclass
 class UnitOfWork:
     session: Session
@@ -43,7 +52,7 @@ class UnitOfWork:
     def remember(self, payload: Any, status_code: int = 200) -> Response:
         """Answer with `payload`; store it under the request's Idempotency-Key, if any,
         in the same transaction as the writes it answers for."""
-        body = json.dumps(jsonable_encoder(payload), separators=(",", ":"))
+        body = to_json(payload)
         if self.idempotency is not None:
             user_id, key, where, digest = self.idempotency
             method, _, path = where.partition(" ")

@@ -31,16 +31,14 @@ INSERT INTO deals (id, ref, process_name, process_version, state, version, listi
     data, rules, last_seq, head_hash, created_at, updated_at, closed_at)
   VALUES (gen_random_uuid()::text,
     'DEAL-' || :year::text || '-' || lpad(:deal_no::text, greatest(4, length(:deal_no::text)), '0'),
-    'market', 1, 'offer-pending', 0, :listing_prefix || lpad(:client_id::text, 12, '0'),
+    'market', 1, 'offer-pending', 1, :listing_prefix || lpad(:client_id::text, 12, '0'),
     '{"id": "00000000-0000-4000-c000-000000000000", "kind": "sell", "title": "Refurbished laptops, lot 0", "category": "laptops", "currency": "USD", "owner_id": "00000000-0000-4000-a000-000000000000", "quantity": 50, "sale_mode": "negotiable", "attributes": {}, "unit_price": "120.00", "updated_at": "2026-02-01T09:00:00.000000Z", "description": null, "max_order_qty": null, "min_order_qty": null}',
-    :buyer_prefix || lpad(:client_id::text, 12, '0'), :seller, 'buyer', 0, 0, NULL, NULL, NULL,
-    NULL, '{}', '{}', '{}', '{}', 0, NULL, now(), now(), NULL)
+    :buyer_prefix || lpad(:client_id::text, 12, '0'), :seller, 'buyer', 1, 1, now(), now(),
+    'buyer', 'make-offer',
+    '{"offer-pending": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"]}',
+    '{"make-offer": "2026-02-01T09:00:00.000000Z"}', '{}', '{}', 1,
+    '4ed143c194fd143f2ef04d7c4191aa882aec6b603b8adafd3a4a120c284ec22f', now(), now(), NULL)
   RETURNING id AS deal_id, buyer_id AS buyer_id \gset
-UPDATE deals SET version = 1, proposals = 1, transition_count = 1, initiated_at = now(),
-    last_move_at = now(), last_mover = 'buyer', last_transition = 'make-offer',
-    entered = '{"offer-pending": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"]}',
-    first_transitioned = '{"make-offer": "2026-02-01T09:00:00.000000Z"}', updated_at = now()
-  WHERE id = :deal_id;
 INSERT INTO quote_versions (id, deal_id, number, created_by_id, created_by_role, unit_price,
     quantity, total_price, currency, discount_percent, lead_time_days, delivery_terms,
     valid_until, notes, message, change_reason, price_change_pct, lead_time_change_days,
@@ -93,7 +91,8 @@ UPDATE deals SET state = 'terms-agreed', version = 2, transition_count = 2,
     last_move_at = now(), last_mover = 'seller', last_transition = 'accept',
     entered = '{"terms-agreed": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"], "offer-pending": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"]}',
     first_transitioned = '{"accept": "2026-02-01T09:00:00.000000Z", "make-offer": "2026-02-01T09:00:00.000000Z"}',
-    updated_at = now()
+    updated_at = now(),
+    last_seq = 2, head_hash = 'a80e23ccec1a4800358be473354b06959c474a65ff7ca1d54f8f874fcfb19ab9'
   WHERE id = :deal_id;
 UPDATE quote_versions SET status = 'accepted'
   WHERE deal_id = :deal_id AND number = 1 AND status = 'pending';
@@ -139,7 +138,8 @@ UPDATE deals SET state = 'close-requested', version = 3, transition_count = 3,
     last_move_at = now(), last_transition = 'request-close',
     entered = '{"terms-agreed": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"], "offer-pending": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"], "close-requested": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"]}',
     first_transitioned = '{"accept": "2026-02-01T09:00:00.000000Z", "make-offer": "2026-02-01T09:00:00.000000Z", "request-close": "2026-02-01T09:00:00.000000Z"}',
-    data = '{"escrow_waived": false}', updated_at = now()
+    data = '{"escrow_waived": false}', updated_at = now(),
+    last_seq = 3, head_hash = 'b85d8cc8d30f876cda4a356672c157e96cf7815dae800afa8928e12e0ac38816'
   WHERE id = :deal_id;
 UPDATE timers SET status = 'cancelled', done_at = now()
   WHERE deal_id = :deal_id AND status = 'pending';
@@ -185,7 +185,8 @@ UPDATE deals SET state = 'closed-won', version = 4, transition_count = 4,
     last_move_at = now(), last_mover = 'buyer', last_transition = 'confirm-close',
     entered = '{"closed-won": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"], "terms-agreed": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"], "offer-pending": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"], "close-requested": ["2026-02-01T09:00:00.000000Z", "2026-02-01T09:00:00.000000Z"]}',
     first_transitioned = '{"accept": "2026-02-01T09:00:00.000000Z", "make-offer": "2026-02-01T09:00:00.000000Z", "confirm-close": "2026-02-01T09:00:00.000000Z", "request-close": "2026-02-01T09:00:00.000000Z"}',
-    updated_at = now(), closed_at = now()
+    updated_at = now(), closed_at = now(),
+    last_seq = 7, head_hash = '8cb24d17a5eedc9a53f54e1f43696f3575b4af173860fc0d2d9520519562a095'
   WHERE id = :deal_id;
 INSERT INTO orders (id, deal_id, ref, quote_version, total, currency, fees, status, created_at)
   VALUES (gen_random_uuid()::text, :deal_id,

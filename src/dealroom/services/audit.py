@@ -119,14 +119,14 @@ def number_feed(session: Session) -> None:
         for e, payload in held.payloads:
             payload["feed_seq"] = e.feed_seq
         # events first: a held row may be looked up by its event
-        session.execute(insert(_EVENTS), [_columns(e) for e in held.events])
+        session.execute(insert(_EVENTS), [column_values(e) for e in held.events])
     insert_rows(session, held.rows)
 
 
 _EVENTS = cast(Table, Event.__table__)
 
 
-def _columns(obj: Any) -> dict[str, Any]:
+def column_values(obj: Any) -> dict[str, Any]:
     """The column values set on a new ORM object; the table's defaults fill the others."""
     state = inspect(obj)
     for rel in state.mapper.relationships:
@@ -146,11 +146,11 @@ def insert_rows(session: Session, rows: list[Any]) -> None:
     session. Generated primary keys are set back on the objects."""
     i = 0
     while i < len(rows):
-        first = _columns(rows[i])
+        first = column_values(rows[i])
         run = [first]
         j = i + 1
         while j < len(rows) and type(rows[j]) is type(rows[i]):
-            values = _columns(rows[j])
+            values = column_values(rows[j])
             if values.keys() != first.keys():
                 break
             run.append(values)

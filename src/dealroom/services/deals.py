@@ -15,7 +15,8 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from dealroom.db import models as m
 from dealroom.domain import engine
@@ -153,6 +154,9 @@ _QUOTE_STATUS = (
            m.QuoteVersion.number == bindparam("of_number"), m.QuoteVersion.status == "pending")
     .values(status=bindparam("new_status"))
 )  # fmt: skip
+_DEALS = cast(Table, m.Deal.__table__)
+#: The deal row after a move; the SET clause is the columns passed (`_write_move`).
+_MOVE_DEAL = update(_DEALS).where(_DEALS.c.id == bindparam("of_id"))
 _CANCEL_TIMERS = (
     update(_TIMERS)
     .where(m.Timer.deal_id == bindparam("of_deal"), m.Timer.status == "pending")
@@ -388,9 +392,7 @@ def open_deal(
     if dry_run:
         deal.version = 1
         return DealResult(deal, outcome.deal, process, role, outcome, dry_run=True)
-    s.add(deal)
-    s.flush()
-    made = persist(uow, deal, process, outcome, actor_id=user.id)
+    made = persist(uow, deal, process, outcome, actor_id=user.id)  # inserts the deal
     around = Surroundings({user.id: user}, listing.updated_at, made.get("order"),
                           made.get("escrow"), made.get("shipment"))  # fmt: skip
     return DealResult(deal, outcome.deal, process, role, outcome, around=around)
@@ -520,63 +522,40 @@ def persist(
 def _write_move(
     uow: UnitOfWork, deal: m.Deal, process: Process, outcome: Outcome, *, actor_id: str | None
 ) -> dict[str, Any]:
+    """Everything is worked out first (the deal's new columns, the quote version, the
+    hand-off rows, the chained events); then the deal row is written, then the rows that
+    point at it, all as Core statements: a move needs none of the unit of work's
+    bookkeeping, and each statement costs CPU."""
     s = uow.session
     now = uow.now
     st = outcome.deal
     opening = deal.version == 0
-    deal.state = outcome.to_state
-    deal.version += 1
-    deal.proposals = st.proposals
-    deal.transition_count = st.transition_count
-    deal.initiated_at = st.initiated_at
-    deal.last_move_at = st.last_move_at
-    deal.last_mover = st.last_mover
-    deal.last_transition = st.last_transition
-    deal.entered = {k: [audit.iso(a), audit.iso(b)] for k, (a, b) in st.entered.items()}
-    deal.first_transitioned = {k: audit.iso(v) for k, v in st.first_transitioned.items()}
     listing_rules = (deal.data or {}).get("listing_rules")
-    deal.data = {**st.data, **({"listing_rules": listing_rules} if listing_rules else {})}
-    deal.updated_at = now
+    moved: dict[str, Any] = {
+        "state": outcome.to_state,
+        "version": deal.version + 1,
+        "proposals": st.proposals,
+        "transition_count": st.transition_count,
+        "initiated_at": st.initiated_at,
+        "last_move_at": st.last_move_at,
+        "last_mover": st.last_mover,
+        "last_transition": st.last_transition,
+        "entered": {k: [audit.iso(a), audit.iso(b)] for k, (a, b) in st.entered.items()},
+        "first_transitioned": {k: audit.iso(v) for k, v in st.first_transitioned.items()},
+        "data": {**st.data, **({"listing_rules": listing_rules} if listing_rules else {})},
+        "updated_at": now,
+    }
     if outcome.to_state in process.final_states:
-        deal.closed_at = now
+        moved["closed_at"] = now
+    for key, value in moved.items():
+        set_committed_value(deal, key, value)
 
-    if outcome.status_changes:
-        s.execute(_QUOTE_STATUS, [{"of_deal": deal.id, "of_number": number, "new_status": status}
-                                  for number, status in outcome.status_changes])  # fmt: skip
-    if outcome.quote is not None:
-        v = outcome.quote
-        s.add(
-            m.QuoteVersion(
-                deal_id=deal.id,
-                number=v.number,
-                created_by_id=_party_id(deal, v.created_by_role),
-                created_by_role=v.created_by_role,
-                unit_price=v.terms.unit_price,
-                quantity=v.terms.quantity,
-                total_price=v.terms.total,
-                currency=v.terms.currency,
-                discount_percent=v.terms.discount_percent,
-                lead_time_days=v.terms.lead_time_days,
-                delivery_terms=v.terms.delivery_terms,
-                valid_until=v.terms.valid_until,
-                notes=v.terms.notes,
-                message=v.message,
-                change_reason=v.change_reason,
-                price_change_pct=v.price_change_pct,
-                lead_time_change_days=v.lead_time_change_days,
-                is_proposal=v.is_proposal,
-                status=v.status,
-                created_at=v.created_at,
-            )
-        )
-
-    handoff = _handoff(uow, deal, process, outcome)
-
+    made = _handoff(uow, deal, process, outcome)
     for i, draft in enumerate(outcome.events):
         payload = dict(draft.payload)
-        if draft.type == "ORDER_CREATED" and "order" in handoff:
-            payload["order_ref"] = handoff["order"].ref
-            payload["fees"] = handoff["order"].fees
+        if draft.type == "ORDER_CREATED" and "order" in made:
+            payload["order_ref"] = made["order"].ref
+            payload["fees"] = made["order"].fees
         ev_actor = None if draft.actor_type == "system" and i > 0 else actor_id
         e = audit.append(
             s,
@@ -594,17 +573,65 @@ def _write_move(
             user_agent=uow.user_agent if i == 0 else None,
         )
         uow.outbox.append(OutboxItem("event", deal.id, audit.published(s, e)))
+    moved["last_seq"] = deal.last_seq
+    moved["head_hash"] = deal.head_hash
+    for key in ("last_seq", "head_hash"):
+        set_committed_value(deal, key, moved[key])  # append set them; they are written here
 
+    if opening:
+        audit.insert_rows(s, [deal])
+        make_transient_to_detached(deal)
+        s.add(deal)  # persistent from here, as if loaded: later changes flush as usual
+    else:
+        s.execute(_MOVE_DEAL, {**moved, "of_id": deal.id})
+    if outcome.status_changes:
+        s.execute(_QUOTE_STATUS, [{"of_deal": deal.id, "of_number": number, "new_status": status}
+                                  for number, status in outcome.status_changes])  # fmt: skip
+    if outcome.quote is not None:
+        s.execute(insert(_QUOTES), [_quote_row(deal, outcome.quote)])
+    for key, table in (("order", _ORDERS), ("escrow", _ESCROWS), ("shipment", _SHIPMENTS)):
+        if key in made:  # in this order: escrow and shipment point at the order
+            s.execute(insert(table), [audit.column_values(made[key])])
     if not opening:  # a deal being opened has no timers yet
         s.execute(_CANCEL_TIMERS, {"of_deal": deal.id, "at": now})
-    for t in outcome.timers:
-        s.add(m.Timer(deal_id=deal.id, kind=t.kind, name=t.name, due_at=t.due_at, state=t.state,
-                      rule=t.rule, event=t.event, status="pending", created_at=now))  # fmt: skip
+    if outcome.timers:
+        s.execute(insert(_TIMERS), [
+            {"deal_id": deal.id, "kind": t.kind, "name": t.name, "due_at": t.due_at,
+             "state": t.state, "rule": t.rule, "event": t.event, "status": "pending",
+             "created_at": now}
+            for t in outcome.timers
+        ])  # fmt: skip
     for n in outcome.notifications:
         notifications.record(
             uow, deal, n.name, n.template, n.to, {"transition": outcome.transition}
         )
-    return handoff
+    return made
+
+
+def _quote_row(deal: m.Deal, v: QuoteVersion) -> dict[str, Any]:
+    return {
+        "id": m.new_id(),
+        "deal_id": deal.id,
+        "number": v.number,
+        "created_by_id": _party_id(deal, v.created_by_role),
+        "created_by_role": v.created_by_role,
+        "unit_price": v.terms.unit_price,
+        "quantity": v.terms.quantity,
+        "total_price": v.terms.total,
+        "currency": v.terms.currency,
+        "discount_percent": v.terms.discount_percent,
+        "lead_time_days": v.terms.lead_time_days,
+        "delivery_terms": v.terms.delivery_terms,
+        "valid_until": v.terms.valid_until,
+        "notes": v.terms.notes,
+        "message": v.message,
+        "change_reason": v.change_reason,
+        "price_change_pct": v.price_change_pct,
+        "lead_time_change_days": v.lead_time_change_days,
+        "is_proposal": v.is_proposal,
+        "status": v.status,
+        "created_at": v.created_at,
+    }
 
 
 def _party_id(deal: m.Deal, role: str) -> str | None:
@@ -612,10 +639,8 @@ def _party_id(deal: m.Deal, role: str) -> str | None:
 
 
 def _handoff(uow: UnitOfWork, deal: m.Deal, process: Process, outcome: Outcome) -> dict[str, Any]:
-    """Order, escrow and shipment rows for the engine's handoff effects, inserted at once
-    and in that order (escrow and shipment point at the order). Answers them as transient
-    objects (not in the session: the rows are already written)."""
-    s = uow.session
+    """Order, escrow and shipment for the engine's handoff effects, as new objects that
+    `_write_move` inserts (they are never added to the session)."""
     made: dict[str, Any] = {}
     for effect in outcome.effects:
         if effect.name == "create-order":
@@ -623,29 +648,22 @@ def _handoff(uow: UnitOfWork, deal: m.Deal, process: Process, outcome: Outcome) 
             currency = effect.params["currency"]
             entries = fees.schedule(uow.config.fees, process=process.name,
                                     category=deal.listing_snapshot.get("category"))  # fmt: skip
-            row = {
-                "id": m.new_id(), "deal_id": deal.id, "ref": next_ref(s, "ORD", uow.now),
-                "quote_version": effect.params["version"], "total": total, "currency": currency,
-                "fees": fees.apply(entries, total, currency), "status": "open",
-                "created_at": uow.now,
-            }  # fmt: skip
-            s.execute(insert(_ORDERS), [row])
-            made["order"] = m.Order(**row)
+            made["order"] = m.Order(
+                id=m.new_id(), deal_id=deal.id, ref=next_ref(uow.session, "ORD", uow.now),
+                quote_version=effect.params["version"], total=total, currency=currency,
+                fees=fees.apply(entries, total, currency), status="open", created_at=uow.now,
+            )  # fmt: skip
         elif effect.name == "open-escrow":
             order = made["order"]
-            row = {
-                "id": m.new_id(), "deal_id": deal.id, "order_id": order.id,
-                "status": "waived" if effect.params.get("waived") else "open",
-                "amount": order.total, "currency": order.currency, "created_at": uow.now,
-            }  # fmt: skip
-            s.execute(insert(_ESCROWS), [row])
-            made["escrow"] = m.Escrow(**row)
+            made["escrow"] = m.Escrow(
+                id=m.new_id(), deal_id=deal.id, order_id=order.id,
+                status="waived" if effect.params.get("waived") else "open",
+                amount=order.total, currency=order.currency, created_at=uow.now,
+            )  # fmt: skip
         elif effect.name == "create-shipment":
             order = made["order"]
-            row = {"id": m.new_id(), "deal_id": deal.id, "order_id": order.id,
-                   "status": "awaiting_pickup", "created_at": uow.now}  # fmt: skip
-            s.execute(insert(_SHIPMENTS), [row])
-            made["shipment"] = m.Shipment(**row)
+            made["shipment"] = m.Shipment(id=m.new_id(), deal_id=deal.id, order_id=order.id,
+                                          status="awaiting_pickup", created_at=uow.now)  # fmt: skip
     return made
 
 

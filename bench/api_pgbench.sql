@@ -85,7 +85,7 @@ COMMIT;
 BEGIN;
 --reads SELECT * FROM users WHERE id = :seller;
 SELECT * FROM deals WHERE id = :deal_id FOR UPDATE;
---reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.* FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id WHERE d.id = :deal_id;
+--reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.*, bp.email, sp.email FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id LEFT JOIN user_preferences bp ON bp.user_id = d.buyer_id LEFT JOIN user_preferences sp ON sp.user_id = d.seller_id WHERE d.id = :deal_id;
 --reads SELECT * FROM quote_versions WHERE deal_id = :deal_id ORDER BY number;
 UPDATE deals SET state = 'terms-agreed', version = 2, transition_count = 2,
     last_move_at = now(), last_mover = 'seller', last_transition = 'accept',
@@ -102,7 +102,6 @@ INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, cre
   VALUES (:deal_id, 'transition', 'expire', now() + interval '30 days', 'terms-agreed',
     'NEG-T04', 'NEGOTIATION_TIMEOUT', 'pending', now(), NULL)
   RETURNING id;
---reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id);
 SELECT pg_advisory_xact_lock(:feed_lock);
 SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
@@ -132,7 +131,7 @@ COMMIT;
 BEGIN;
 --reads SELECT * FROM users WHERE id = :seller;
 SELECT * FROM deals WHERE id = :deal_id FOR UPDATE;
---reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.* FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id WHERE d.id = :deal_id;
+--reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.*, bp.email, sp.email FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id LEFT JOIN user_preferences bp ON bp.user_id = d.buyer_id LEFT JOIN user_preferences sp ON sp.user_id = d.seller_id WHERE d.id = :deal_id;
 --reads SELECT * FROM quote_versions WHERE deal_id = :deal_id ORDER BY number;
 UPDATE deals SET state = 'close-requested', version = 3, transition_count = 3,
     last_move_at = now(), last_transition = 'request-close',
@@ -147,7 +146,6 @@ INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, cre
   VALUES (:deal_id, 'transition', 'expire', now() + interval '30 days', 'close-requested',
     'NEG-T04', 'NEGOTIATION_TIMEOUT', 'pending', now(), NULL)
   RETURNING id;
---reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id);
 SELECT pg_advisory_xact_lock(:feed_lock);
 SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
@@ -179,7 +177,7 @@ INSERT INTO counters (name, value) VALUES ('ORD-' || :year::text, 1)
 BEGIN;
 --reads SELECT * FROM users WHERE id = :buyer_id;
 SELECT * FROM deals WHERE id = :deal_id FOR UPDATE;
---reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.* FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id WHERE d.id = :deal_id;
+--reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.*, bp.email, sp.email FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id LEFT JOIN user_preferences bp ON bp.user_id = d.buyer_id LEFT JOIN user_preferences sp ON sp.user_id = d.seller_id WHERE d.id = :deal_id;
 --reads SELECT * FROM quote_versions WHERE deal_id = :deal_id ORDER BY number;
 UPDATE deals SET state = 'closed-won', version = 4, transition_count = 4,
     last_move_at = now(), last_mover = 'buyer', last_transition = 'confirm-close',
@@ -201,7 +199,6 @@ INSERT INTO shipments (id, deal_id, order_id, status, created_at)
   VALUES (gen_random_uuid()::text, :deal_id, :order_id, 'awaiting_pickup', now());
 UPDATE timers SET status = 'cancelled', done_at = now()
   WHERE deal_id = :deal_id AND status = 'pending';
---reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:buyer_id, :seller);
 SELECT pg_advisory_xact_lock(:feed_lock);
 SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 \set feed2 :feed + 1

@@ -77,14 +77,21 @@ _EMAIL_MODES = select(m.UserPreference.user_id, m.UserPreference.email).where(
 )
 
 
-def enqueue(uow: UnitOfWork, deal: m.Deal, items: list[m.Notification]) -> list[m.EmailOutbox]:
+def enqueue(
+    uow: UnitOfWork,
+    deal: m.Deal,
+    items: list[m.Notification],
+    *,
+    modes: dict[str, str] | None = None,
+) -> list[m.EmailOutbox]:
     """Queue one email per bell item whose recipient wants immediate email (the default).
-    Digest users' items wait for their digest; `off` users get none."""
+    Digest users' items wait for their digest; `off` users get none. `modes`: the
+    preferences of the users who have set one, if the caller read them already."""
     if not items:
         return []
-    users = {n.user_id for n in items}
-    rows = uow.session.execute(_EMAIL_MODES, {"ids": list(users)})
-    modes: dict[str, str] = dict(rows.all())
+    if modes is None:
+        users = {n.user_id for n in items}
+        modes = dict(uow.session.execute(_EMAIL_MODES, {"ids": list(users)}).all())
     queued = []
     for n in items:
         if n.name in BELL_ONLY or modes.get(n.user_id, "immediate") != "immediate":

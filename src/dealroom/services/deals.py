@@ -260,14 +260,31 @@ class Surroundings:
     order: m.Order | None = None
     escrow: m.Escrow | None = None
     shipment: m.Shipment | None = None
+    #: The parties' email preference, for those who have set one (`notify.email.enqueue`);
+    #: None: not read.
+    email_modes: dict[str, str] | None = None
 
 
 _Buyer = aliased(m.User, name="buyer")
 _Seller = aliased(m.User, name="seller")
+_BuyerPrefs = aliased(m.UserPreference, name="buyer_prefs")
+_SellerPrefs = aliased(m.UserPreference, name="seller_prefs")
 _DEAL_VIEW = (
-    select(m.Deal, _Buyer, _Seller, m.Listing.updated_at, m.Order, m.Escrow, m.Shipment)
+    select(
+        m.Deal,
+        _Buyer,
+        _Seller,
+        m.Listing.updated_at,
+        m.Order,
+        m.Escrow,
+        m.Shipment,
+        _BuyerPrefs.email,
+        _SellerPrefs.email,
+    )
     .outerjoin(_Buyer, _Buyer.id == m.Deal.buyer_id)
     .outerjoin(_Seller, _Seller.id == m.Deal.seller_id)
+    .outerjoin(_BuyerPrefs, _BuyerPrefs.user_id == m.Deal.buyer_id)
+    .outerjoin(_SellerPrefs, _SellerPrefs.user_id == m.Deal.seller_id)
     .outerjoin(m.Listing, m.Listing.id == m.Deal.listing_id)
     .outerjoin(m.Order, m.Order.deal_id == m.Deal.id)
     .outerjoin(m.Escrow, m.Escrow.deal_id == m.Deal.id)
@@ -285,9 +302,11 @@ def get_deal_view(
     row = session.execute(stmt, {"id": deal_id}).first() if _is_uuidish(deal_id) else None
     if row is None:
         raise NotFound("There is no such deal.", rule="VISIBILITY", deal_id=deal_id)
-    deal, buyer, seller, listing_updated_at, order, escrow, shipment = row
+    deal, buyer, seller, listing_updated_at, order, escrow, shipment, b_email, s_email = row
     users = {u.id: u for u in (buyer, seller) if u is not None}
-    around = Surroundings(users, listing_updated_at, order, escrow, shipment)
+    modes = {uid: mode for uid, mode in ((deal.buyer_id, b_email), (deal.seller_id, s_email))
+             if mode is not None}  # fmt: skip
+    around = Surroundings(users, listing_updated_at, order, escrow, shipment, modes)
     return deal, role_in(deal, user), around
 
 
@@ -476,7 +495,7 @@ def fire_transition(
     outcome = engine.fire(process, state, name, actor_for(user, role), payload, now=uow.now)
     if dry_run:
         return DealResult(deal, outcome.deal, process, role, outcome, dry_run=True, around=around)
-    made = persist(uow, deal, process, outcome, actor_id=user.id)
+    made = persist(uow, deal, process, outcome, actor_id=user.id, around=around)
     around.order = made.get("order", around.order)
     around.escrow = made.get("escrow", around.escrow)
     around.shipment = made.get("shipment", around.shipment)
@@ -507,20 +526,33 @@ def fire_system(uow: UnitOfWork, *, deal: m.Deal, name: str, timer_rule: str | N
 
 
 def persist(
-    uow: UnitOfWork, deal: m.Deal, process: Process, outcome: Outcome, *, actor_id: str | None
+    uow: UnitOfWork,
+    deal: m.Deal,
+    process: Process,
+    outcome: Outcome,
+    *,
+    actor_id: str | None,
+    around: Surroundings | None = None,
 ) -> dict[str, Any]:
-    """Write the move; answer the hand-off rows it made (order, escrow, shipment)."""
+    """Write the move; answer the hand-off rows it made (order, escrow, shipment).
+    `around`: what was read with the deal (`get_deal_view`), so it is not read again."""
     uow.session.flush()  # what the caller changed first (the worker marks its timer fired)
     # Nothing else is flushed until the end: the deal row is then written by one UPDATE, and the
     # new rows by one INSERT per table (an autoflush in between would update it twice).
     with uow.session.no_autoflush:
-        made = _write_move(uow, deal, process, outcome, actor_id=actor_id)
+        made = _write_move(uow, deal, process, outcome, actor_id=actor_id, around=around)
     uow.session.flush()
     return made
 
 
 def _write_move(
-    uow: UnitOfWork, deal: m.Deal, process: Process, outcome: Outcome, *, actor_id: str | None
+    uow: UnitOfWork,
+    deal: m.Deal,
+    process: Process,
+    outcome: Outcome,
+    *,
+    actor_id: str | None,
+    around: Surroundings | None,
 ) -> dict[str, Any]:
     """Everything is worked out first (the deal's new columns, the quote version, the
     hand-off rows, the chained events); then the deal row is written, then the rows that
@@ -601,10 +633,12 @@ def _write_move(
              "created_at": now}
             for t in outcome.timers
         ])  # fmt: skip
+    modes = around.email_modes if around is not None else None
     for n in outcome.notifications:
         notifications.record(
-            uow, deal, n.name, n.template, n.to, {"transition": outcome.transition}
-        )
+            uow, deal, n.name, n.template, n.to, {"transition": outcome.transition},
+            email_modes=modes,
+        )  # fmt: skip
     return made
 
 

@@ -29,7 +29,10 @@ def record(
     template: str,
     roles: tuple[str, ...] | list[str],
     payload: dict[str, Any],
+    *,
+    email_modes: dict[str, str] | None = None,
 ) -> list[m.Notification]:
+    """`email_modes`: the parties' email preferences if already read (`email.enqueue`)."""
     items = []
     for user_id in _recipients(deal, roles):
         n = m.Notification(
@@ -45,7 +48,9 @@ def record(
         uow.outbox.append(
             OutboxItem("notification", deal.id, {"user_id": user_id, "name": name, **n.payload})
         )
-    email.enqueue(uow, deal, items)  # immediate email for those who want it (notify/email.py)
+    email.enqueue(
+        uow, deal, items, modes=email_modes
+    )  # immediate email for those who want it (notify/email.py)
     return items
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -56,12 +57,14 @@ def test_writes_queue_for_their_turn_and_reads_pass(db: Database, clock: TestClo
     app = create_app(config, database=db, clock=clock)
     writes, real_uow = Peak(), deps._uow
 
+    @contextmanager
     def counted(request: Request, *, write: bool) -> Iterator[UnitOfWork]:
         if not write:
-            yield from real_uow(request, write=write)
+            with real_uow(request, write=write) as uow:
+                yield uow
             return
-        with writes:
-            yield from real_uow(request, write=write)
+        with writes, real_uow(request, write=write) as uow:
+            yield uow
 
     monkeypatch.setattr(deps, "_uow", counted)
     buyer, seller = people["buyer"], people["seller"]

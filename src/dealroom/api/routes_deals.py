@@ -18,9 +18,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import and_, or_, select
+from starlette.concurrency import run_in_threadpool
 
 from dealroom.api import schemas_deals as sc
-from dealroom.api.deps import CurrentUser, UoW, idempotent
+from dealroom.api.deps import CurrentUser, UoW, idempotent, in_one_trip
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
@@ -88,19 +89,6 @@ def idempotent_write(
 ) -> None:
     """Honour `Idempotency-Key` (the header is declared here for the OpenAPI document)."""
     idempotent(request, uow, user, body)
-
-
-def idempotent_unless_dry_run(
-    request: Request,
-    uow: UoW,
-    user: CurrentUser,
-    body: Annotated[bytes, Depends(_body)],
-    dry_run: DryRun = False,
-    idempotency_key: IdempotencyKey = None,
-) -> None:
-    """A dry run saves nothing, so it neither stores nor replays an answer."""
-    if not dry_run:
-        idempotent(request, uow, user, body)
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -189,28 +177,35 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     "`data.buyer_id`. With `?dry_run=true` the would-be deal is answered with 200 and "
     "nothing is saved.",
     responses={200: {"description": "Dry run: the would-be deal, not saved."}, **WRITE},
-    dependencies=[Depends(idempotent_unless_dry_run)],
 )
-def create_deal(
-    body: sc.DealCreate, uow: UoW, user: CurrentUser, dry_run: DryRun = False
+async def create_deal(
+    request: Request,
+    body: sc.DealCreate,
+    dry_run: DryRun = False,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     data = dict(body.data or {})
     buyer_id = data.pop("buyer_id", None)
     if buyer_id is not None and (not isinstance(buyer_id, str) or len(buyer_id) > 36):
         raise InvalidRequest("data.buyer_id must be a user id.", field="data.buyer_id")
-    result = deals.open_deal(
-        uow,
-        user,
-        listing_id=body.listing_id,
-        transition=body.transition,
-        process_name=body.process,
-        payload=_payload(body, data),
-        buyer_id=buyer_id,
-        dry_run=dry_run,
-    )
-    if dry_run:
-        return _json({**_render(uow, result), "dry_run": True})
-    return uow.remember(_render(uow, result), 201)
+
+    def open_it(uow: UnitOfWork, user: m.User) -> Response:
+        result = deals.open_deal(
+            uow,
+            user,
+            listing_id=body.listing_id,
+            transition=body.transition,
+            process_name=body.process,
+            payload=_payload(body, data),
+            buyer_id=buyer_id,
+            dry_run=dry_run,
+        )
+        if dry_run:
+            return _json({**_render(uow, result), "dry_run": True})
+        return uow.remember(_render(uow, result), 201)
+
+    raw = await request.body()
+    return await run_in_threadpool(in_one_trip, request, raw, open_it, replayable=not dry_run)
 
 
 @router.get(
@@ -324,28 +319,31 @@ def read_deal(deal_id: str, uow: UoW, user: CurrentUser) -> Response:
     "and nothing is written. With `?dry_run=true` the move is validated and the would-be "
     "deal answered without saving.",
     responses=WRITE,
-    dependencies=[Depends(idempotent_unless_dry_run)],
 )
-def fire_transition(
+async def fire_transition(
+    request: Request,
     deal_id: str,
     body: sc.TransitionCreate,
-    uow: UoW,
-    user: CurrentUser,
     dry_run: DryRun = False,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    result = deals.fire_transition(
-        uow,
-        user,
-        deal_id=deal_id,
-        name=body.name,
-        expected_version=body.expected_version,
-        payload=_payload(body, dict(body.data or {})),
-        dry_run=dry_run,
-    )
-    if dry_run:
-        would_be = _render(uow, result, version=result.deal.version + 1)
-        return _json({**would_be, "dry_run": True})
-    return uow.remember(_render(uow, result), 200)
+    def move(uow: UnitOfWork, user: m.User) -> Response:
+        result = deals.fire_transition(
+            uow,
+            user,
+            deal_id=deal_id,
+            name=body.name,
+            expected_version=body.expected_version,
+            payload=_payload(body, dict(body.data or {})),
+            dry_run=dry_run,
+        )
+        if dry_run:
+            would_be = _render(uow, result, version=result.deal.version + 1)
+            return _json({**would_be, "dry_run": True})
+        return uow.remember(_render(uow, result), 200)
+
+    raw = await request.body()
+    return await run_in_threadpool(in_one_trip, request, raw, move, replayable=not dry_run)
 
 
 # --- quotes -------------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 -- persist, _handoff; services/audit.py append, number_feed; notifications.record;
 -- notify/email.enqueue; realtime.PostgresBroker.announce), in the API's order:
 -- the reference counters (services/refs.py) in a statement of their own, outside the
--- deal's transaction; the feed lock, the feed position, the events, the bell items and
--- their emails last, just before COMMIT (audit.number_feed), with the NOTIFY in the same
--- transaction (PostgreSQL delivers it at COMMIT).
+-- deal's transaction; the feed lock, then the events numbered after the feed's head in
+-- the INSERT itself, the NOTIFY, the bell items and their emails last, just before COMMIT
+-- (audit.number_feed; PostgreSQL delivers the NOTIFY at COMMIT).
 --
 -- One pgbench transaction is one walk: transitions/s = 4 x tps. Variables from bench/api.py
 -- (-D): year, seller, buyer_prefix, listing_prefix, feed_lock, channel. :client_id
@@ -57,15 +57,14 @@ INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, cre
 --reads SELECT user_id, email FROM user_preferences WHERE user_id IN (:seller);
 --reads SELECT * FROM users WHERE id = :seller;
 SELECT pg_advisory_xact_lock(:feed_lock);
-SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
     payload, ip, user_agent, created_at, prev_hash, hash)
-  VALUES (:deal_id, 1, :feed, 'OFFER_MADE', :buyer_id, 'buyer', NULL, 'offer-pending',
+  VALUES (:deal_id, 1, (SELECT coalesce(max(feed_seq), 0) FROM events) + 1, 'OFFER_MADE', :buyer_id, 'buyer', NULL, 'offer-pending',
     '{"terms": {"currency": "USD", "delivery_terms": null, "discount_percent": null, "lead_time_days": null, "notes": null, "quantity": 50, "total_price": "5000.00", "unit_price": "100.00", "valid_until": "2026-02-08T09:00:00.000000Z"}, "transition": "make-offer", "version": 1}',
     '127.0.0.1', 'python-httpx/0.28.1', now(),
     '0000000000000000000000000000000000000000000000000000000000000000',
     '4ed143c194fd143f2ef04d7c4191aa882aec6b603b8adafd3a4a120c284ec22f')
-  RETURNING id;
+  RETURNING feed_seq;
 INSERT INTO notifications (user_id, deal_id, name, template, payload, created_at, read_at,
     seen_live_at)
   VALUES (:seller, :deal_id, 'offer-made', 'offer-made',
@@ -103,15 +102,14 @@ INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, cre
     'NEG-T04', 'NEGOTIATION_TIMEOUT', 'pending', now(), NULL)
   RETURNING id;
 SELECT pg_advisory_xact_lock(:feed_lock);
-SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
     payload, ip, user_agent, created_at, prev_hash, hash)
-  VALUES (:deal_id, 2, :feed, 'QUOTE_ACCEPTED', :seller, 'seller', 'offer-pending',
+  VALUES (:deal_id, 2, (SELECT coalesce(max(feed_seq), 0) FROM events) + 1, 'QUOTE_ACCEPTED', :seller, 'seller', 'offer-pending',
     'terms-agreed', '{"response_seconds": 0, "transition": "accept", "version": 1}',
     '127.0.0.1', 'python-httpx/0.28.1', now(),
     '4ed143c194fd143f2ef04d7c4191aa882aec6b603b8adafd3a4a120c284ec22f',
     'a80e23ccec1a4800358be473354b06959c474a65ff7ca1d54f8f874fcfb19ab9')
-  RETURNING id;
+  RETURNING feed_seq;
 INSERT INTO notifications (user_id, deal_id, name, template, payload, created_at, read_at,
     seen_live_at)
   VALUES (:buyer_id, :deal_id, 'offer-answered', 'offer-answered',
@@ -147,14 +145,13 @@ INSERT INTO timers (deal_id, kind, name, due_at, state, rule, event, status, cre
     'NEG-T04', 'NEGOTIATION_TIMEOUT', 'pending', now(), NULL)
   RETURNING id;
 SELECT pg_advisory_xact_lock(:feed_lock);
-SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
     payload, ip, user_agent, created_at, prev_hash, hash)
-  VALUES (:deal_id, 3, :feed, 'CLOSE_REQUESTED', :seller, 'seller', 'terms-agreed',
+  VALUES (:deal_id, 3, (SELECT coalesce(max(feed_seq), 0) FROM events) + 1, 'CLOSE_REQUESTED', :seller, 'seller', 'terms-agreed',
     'close-requested', '{"transition": "request-close"}', '127.0.0.1', 'python-httpx/0.28.1',
     now(), 'a80e23ccec1a4800358be473354b06959c474a65ff7ca1d54f8f874fcfb19ab9',
     'b85d8cc8d30f876cda4a356672c157e96cf7815dae800afa8928e12e0ac38816')
-  RETURNING id;
+  RETURNING feed_seq;
 INSERT INTO notifications (user_id, deal_id, name, template, payload, created_at, read_at,
     seen_live_at)
   VALUES (:buyer_id, :deal_id, 'close-requested', 'close-requested',
@@ -200,31 +197,27 @@ INSERT INTO shipments (id, deal_id, order_id, status, created_at)
 UPDATE timers SET status = 'cancelled', done_at = now()
   WHERE deal_id = :deal_id AND status = 'pending';
 SELECT pg_advisory_xact_lock(:feed_lock);
-SELECT coalesce(max(feed_seq), 0) + 1 AS feed FROM events \gset
-\set feed2 :feed + 1
-\set feed3 :feed + 2
-\set feed4 :feed + 3
 INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, to_state,
     payload, ip, user_agent, created_at, prev_hash, hash)
-  VALUES (:deal_id, 4, :feed, 'DEAL_CLOSED', :buyer_id, 'buyer', 'close-requested',
+  VALUES (:deal_id, 4, (SELECT coalesce(max(feed_seq), 0) FROM events) + 1, 'DEAL_CLOSED', :buyer_id, 'buyer', 'close-requested',
       'closed-won', '{"response_seconds": 0, "transition": "confirm-close"}', '127.0.0.1',
       'python-httpx/0.28.1', now(),
       'b85d8cc8d30f876cda4a356672c157e96cf7815dae800afa8928e12e0ac38816',
       '74daab2e0af4b00ef866fb602c707272026d7f4e0b88b4d1e4fbabe8d2f55bf6'),
-    (:deal_id, 5, :feed2, 'ORDER_CREATED', NULL, 'system', 'closed-won', 'closed-won',
+    (:deal_id, 5, (SELECT coalesce(max(feed_seq), 0) FROM events) + 2, 'ORDER_CREATED', NULL, 'system', 'closed-won', 'closed-won',
       '{"currency": "USD", "fees": [{"amount": "125.00", "currency": "USD", "name": "platform", "payer": "seller", "percent": "2.5"}], "order_ref": "ORD-2026-0001", "total": "5000.00", "version": 1}',
       NULL, NULL, now(),
       '74daab2e0af4b00ef866fb602c707272026d7f4e0b88b4d1e4fbabe8d2f55bf6',
       '5a095db7a349bf7bd2ac42cd3270261da0bb9ffb8026af6bd6ce18f373eda787'),
-    (:deal_id, 6, :feed3, 'ESCROW_OPENED', NULL, 'system', 'closed-won', 'closed-won', '{}',
+    (:deal_id, 6, (SELECT coalesce(max(feed_seq), 0) FROM events) + 3, 'ESCROW_OPENED', NULL, 'system', 'closed-won', 'closed-won', '{}',
       NULL, NULL, now(),
       '5a095db7a349bf7bd2ac42cd3270261da0bb9ffb8026af6bd6ce18f373eda787',
       '0d13150762469769af89adfd62334327c27fda4b8962dbda856241c97b97faee'),
-    (:deal_id, 7, :feed4, 'SHIPMENT_CREATED', NULL, 'system', 'closed-won', 'closed-won', '{}',
+    (:deal_id, 7, (SELECT coalesce(max(feed_seq), 0) FROM events) + 4, 'SHIPMENT_CREATED', NULL, 'system', 'closed-won', 'closed-won', '{}',
       NULL, NULL, now(),
       '0d13150762469769af89adfd62334327c27fda4b8962dbda856241c97b97faee',
       '8cb24d17a5eedc9a53f54e1f43696f3575b4af173860fc0d2d9520519562a095')
-  RETURNING id;
+  RETURNING feed_seq;
 INSERT INTO notifications (user_id, deal_id, name, template, payload, created_at, read_at,
     seen_live_at)
   VALUES (:buyer_id, :deal_id, 'deal-closed', 'deal-closed',

@@ -440,15 +440,15 @@ def raw_fire_one(conn: psycopg.Connection[Any], now: datetime) -> bool:
             "WHERE deal_id = %s AND status = 'pending'",
             (now, deal_id),
         )
-        # Last before COMMIT, as audit.number_feed does: the feed lock, the event, the bell.
+        # Last before COMMIT, as audit.number_feed does: the feed lock, the event numbered
+        # after the feed's head inside its INSERT, the bell.
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (audit.FEED_LOCK,))
-        feed_row = conn.execute("SELECT coalesce(max(feed_seq), 0) + 1 FROM events").fetchone()
-        assert feed_row is not None
         conn.execute(
             "INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, "
-            "to_state, payload, created_at, prev_hash, hash) VALUES (%s, %s, %s, "
-            "'NEGOTIATION_TIMEOUT', NULL, 'system', 'quote-requested', 'expired', %s, %s, %s, %s)",
-            (deal_id, last_seq + 1, feed_row[0], payload, now, head, digest),
+            "to_state, payload, created_at, prev_hash, hash) VALUES (%s, %s, "
+            "(SELECT coalesce(max(feed_seq), 0) FROM events) + 1, 'NEGOTIATION_TIMEOUT', NULL, "
+            "'system', 'quote-requested', 'expired', %s, %s, %s, %s) RETURNING feed_seq",
+            (deal_id, last_seq + 1, payload, now, head, digest),
         )
         for user_id in (buyer, seller):
             conn.execute(

@@ -125,3 +125,28 @@ def test_feed_needs_a_signed_in_caller_and_sane_parameters(
     for params in ({"after": -1}, {"limit": 0}, {"limit": 501}, {"after": "x"}):
         r = client.get("/v1/events", params=params, headers=person.headers)
         assert r.status_code == 422, params
+
+
+def test_a_move_with_several_events_numbers_them_one_after_another(
+    client: TestClient, db: Database, clock: TestClock
+) -> None:
+    """Closing writes four events in one statement, each numbered after the feed's head as
+    that statement sees it (audit.number_feed): no gap, no repeat, in per-deal order."""
+    s = scene(client, db, clock)
+    d1 = feed(client, s["amal"])["items"]
+    deal = client.get(f"/v1/deals/{s['d1']['id']}", headers=s["nora"].headers).json()
+    r = client.post(
+        f"/v1/deals/{deal['id']}/transitions",
+        json={"name": "request-close", "expected_version": deal["version"],
+              "data": {"escrow_waived": False}},
+        headers=s["nora"].headers,
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    closed = move(client, s["amal"], r.json(), "confirm-close")
+    assert closed["handoff"]["order_ref"].startswith("ORD-")
+    items = feed(client, s["ops"])["items"]
+    assert [e["feed_seq"] for e in items] == list(range(1, len(items) + 1))
+    last_move = [e for e in items if e["deal_id"] == deal["id"]][len(d1) + 1 :]
+    assert len(last_move) >= 3
+    assert [e["seq"] for e in last_move] == list(range(len(d1) + 2, len(d1) + 2 + len(last_move)))
+    assert last_move[0]["type"] == "DEAL_CLOSED"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, event, func, insert, inspect, select, text
+from sqlalchemy import Table, bindparam, event, func, insert, inspect, select, text
 from sqlalchemy.orm import Session, SessionTransaction
 
 from dealroom.db.models import Deal, Event
@@ -111,19 +111,43 @@ def number_feed(session: Session) -> None:
     held = session.info.pop(_HELD, None)
     if held is None or not (held.events or held.rows):
         return
-    lock_feed(session)
     if held.events:
-        current = session.execute(_FEED_HEAD).scalar_one()
-        for i, e in enumerate(held.events, start=int(current) + 1):
-            e.feed_seq = i
+        _insert_numbered(session, held.events)  # first: a held row may point at its event
         for e, payload in held.payloads:
             payload["feed_seq"] = e.feed_seq
-        # events first: a held row may be looked up by its event
-        session.execute(insert(_EVENTS), [column_values(e) for e in held.events])
+    else:
+        lock_feed(session)
     insert_rows(session, held.rows)
 
 
+def _insert_numbered(session: Session, events: list[Event]) -> None:
+    """Insert `events` numbered after the feed's head, holding the feed lock to commit."""
+    dialect = session.get_bind().dialect
+    lock_feed(session)
+    if dialect.name == "postgresql" and len(events) <= dialect.insertmanyvalues_page_size:
+        # Each row is numbered after the head as this one statement sees it: its snapshot
+        # is taken once the lock is granted (READ COMMITTED), and it does not see its own
+        # rows. One round trip instead of reading the head first. (More rows than one
+        # statement carries would be numbered per statement: those take the path below.)
+        rows = [{**column_values(e), "feed_offset": i} for i, e in enumerate(events, start=1)]
+        numbers = session.execute(_INSERT_NUMBERED, rows).scalars().all()
+        for e, number in zip(events, numbers, strict=True):
+            e.feed_seq = number
+        return
+    # SQLite (its write lock orders writers) may insert the rows one at a time, each seeing
+    # the one before, so the numbers are worked out first.
+    current = session.execute(_FEED_HEAD).scalar_one()
+    for i, e in enumerate(events, start=int(current) + 1):
+        e.feed_seq = i
+    session.execute(insert(_EVENTS), [column_values(e) for e in events])
+
+
 _EVENTS = cast(Table, Event.__table__)
+_INSERT_NUMBERED = (
+    insert(_EVENTS)
+    .values(feed_seq=_FEED_HEAD.scalar_subquery() + bindparam("feed_offset"))
+    .returning(_EVENTS.c.feed_seq, sort_by_parameter_order=True)
+)
 
 
 def column_values(obj: Any) -> dict[str, Any]:

@@ -16,7 +16,8 @@
 --
 -- Lines starting with "--reads " are the API's reads besides its writes and locks (the
 -- caller for the token, the listing, the quote versions for the engine, preferences, and
--- those that render the answer). They stay comments unless bench/api.py --with-reads.
+-- those that render the answer; on a deal that exists, the caller, the parties, the
+-- listing's date, the hand-off and preferences come with the deal's row in one query). They stay comments unless bench/api.py --with-reads.
 
 -- 1. make-offer (buyer) ------------------------------------------------------------------
 INSERT INTO counters (name, value) VALUES ('DEAL-' || :year::text, 1)
@@ -82,7 +83,6 @@ COMMIT;
 
 -- 2. accept (seller) ---------------------------------------------------------------------
 BEGIN;
---reads SELECT * FROM users WHERE id = :seller;
 SELECT * FROM deals WHERE id = :deal_id FOR UPDATE;
 --reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.*, bp.email, sp.email FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id LEFT JOIN user_preferences bp ON bp.user_id = d.buyer_id LEFT JOIN user_preferences sp ON sp.user_id = d.seller_id WHERE d.id = :deal_id;
 --reads SELECT * FROM quote_versions WHERE deal_id = :deal_id ORDER BY number;
@@ -127,7 +127,6 @@ COMMIT;
 
 -- 3. request-close (seller) --------------------------------------------------------------
 BEGIN;
---reads SELECT * FROM users WHERE id = :seller;
 SELECT * FROM deals WHERE id = :deal_id FOR UPDATE;
 --reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.*, bp.email, sp.email FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id LEFT JOIN user_preferences bp ON bp.user_id = d.buyer_id LEFT JOIN user_preferences sp ON sp.user_id = d.seller_id WHERE d.id = :deal_id;
 --reads SELECT * FROM quote_versions WHERE deal_id = :deal_id ORDER BY number;
@@ -172,7 +171,6 @@ INSERT INTO counters (name, value) VALUES ('ORD-' || :year::text, 1)
   ON CONFLICT (name) DO UPDATE SET value = counters.value + 1
   RETURNING value AS order_no \gset
 BEGIN;
---reads SELECT * FROM users WHERE id = :buyer_id;
 SELECT * FROM deals WHERE id = :deal_id FOR UPDATE;
 --reads SELECT d.*, b.*, s.*, l.updated_at, o.*, e.*, sh.*, bp.email, sp.email FROM deals d LEFT JOIN users b ON b.id = d.buyer_id LEFT JOIN users s ON s.id = d.seller_id LEFT JOIN listings l ON l.id = d.listing_id LEFT JOIN orders o ON o.deal_id = d.id LEFT JOIN escrows e ON e.deal_id = d.id LEFT JOIN shipments sh ON sh.deal_id = d.id LEFT JOIN user_preferences bp ON bp.user_id = d.buyer_id LEFT JOIN user_preferences sp ON sp.user_id = d.seller_id WHERE d.id = :deal_id;
 --reads SELECT * FROM quote_versions WHERE deal_id = :deal_id ORDER BY number;

@@ -13,7 +13,7 @@ from dealroom.clock import TestClock
 from dealroom.db.models import User
 from dealroom.db.session import Database
 from dealroom.security import issue_token
-from people import PASSWORD, TEST_SECRET, add_user
+from people import PASSWORD, TEST_SECRET, add_user, make_listing, open_deal, table_counts
 
 
 def sign_in(client: TestClient, email: str, password: str = PASSWORD):  # type: ignore[no-untyped-def]
@@ -147,3 +147,28 @@ def test_token_of_a_user_issued_before_the_account_existed_is_refused(
     )
     r = client.get("/v1/me", headers={"Authorization": f"Bearer {old}"})
     assert r.status_code == 401
+
+
+def test_a_party_whose_account_is_gone_cannot_move_their_deal(
+    client: TestClient, db: Database
+) -> None:
+    """A move reads the caller's row with the deal (deals.fire_transition_as): the checks
+    of every other route still hold, and a missing deal does not come before them."""
+    seller = add_user(db, T0, "nora@parts.example")
+    buyer = add_user(db, T0, "amal@acme.example")
+    listing = make_listing(client, seller)
+    deal = open_deal(client, buyer, listing, transition="make-offer",
+                     terms={"unit_price": "45.00", "quantity": 100})  # fmt: skip
+    before = table_counts(db)
+    with db.transaction() as s:
+        s.execute(update(User).where(User.id == seller.id).values(deleted_at=T0))
+    for deal_id in (deal["id"], "00000000-0000-4000-8000-000000000000"):
+        r = client.post(f"/v1/deals/{deal_id}/transitions",
+                        json={"name": "accept", "expected_version": deal["version"]},
+                        headers=seller.headers)  # fmt: skip
+        assert r.status_code == 401, r.text
+        assert r.json()["code"] == "NEG-012"
+    assert table_counts(db) == before
+    r = client.post("/v1/deals/00000000-0000-4000-8000-000000000000/transitions",
+                    json={"name": "accept", "expected_version": 1}, headers=buyer.headers)  # fmt: skip
+    assert r.status_code == 404

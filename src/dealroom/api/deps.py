@@ -7,7 +7,8 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -71,19 +72,41 @@ def unit_of_work(request: Request, *, write: bool) -> Iterator[UnitOfWork]:
         yield uow
 
 
+@dataclass(frozen=True)
+class Caller:
+    """A caller whose bearer token verified. Their row is read when it is needed (a move
+    reads it with the deal, `deals.get_deal_view`) and vouched for by `user`."""
+
+    claims: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.claims["sub"])
+
+    def user(self, uow: UnitOfWork, row: User | None = None) -> User:
+        """The caller's row (`row` if it was read already): it must still exist and be
+        older than the token."""
+        if row is None:
+            row = uow.session.get(User, self.id)
+        return _vouch(row, self.claims)
+
+
 def in_one_trip(
-    request: Request, body: bytes, work: Callable[[UnitOfWork, User], Response], *,
+    request: Request, body: bytes, work: Callable[[UnitOfWork, Caller], Response], *,
     replayable: bool,
 ) -> Response:  # fmt: skip
     """A write endpoint's whole request in one call, for `run_in_threadpool`: the
-    transaction, the caller, `Idempotency-Key` (if `replayable`), the work and the commit.
-    As dependencies these are five trips between the event loop and the thread pool, at
-    about 0.2 ms of CPU each (bench/README.md); the busiest write routes use this."""
+    transaction, the caller's token, `Idempotency-Key` (if `replayable`), the work and the
+    commit. As dependencies these are five trips between the event loop and the thread
+    pool, at about 0.2 ms of CPU each (bench/README.md); the busiest write routes use this."""
     with unit_of_work(request, write=True) as uow:
-        user = current_user(request, uow)
+        claims = _claims(uow, _bearer(request))
+        if claims is None:
+            raise NotAuthenticated(SIGN_IN, rule="AUTH")
+        caller = Caller(claims)
         if replayable:
-            idempotent(request, uow, user, body)
-        return work(uow, user)
+            check_idempotency(request, uow, caller.id, body)
+        return work(uow, caller)
 
 
 @contextmanager
@@ -134,12 +157,17 @@ def _bearer(request: Request) -> str | None:
     return request.query_params.get("access_token") or request.cookies.get("dealroom_token")
 
 
-def load_caller(uow: UnitOfWork, token: str | None) -> User | None:
+SIGN_IN = "Sign in first: send Authorization: Bearer <token> from POST /v1/auth/token."
+
+
+def _claims(uow: UnitOfWork, token: str | None) -> dict[str, Any] | None:
     if not token:
         return None
     key = signing_key(uow.session, uow.config.secret_key)
-    claims = read_token(key, token, now=uow.now)
-    user = uow.session.get(User, claims["sub"])
+    return read_token(key, token, now=uow.now)
+
+
+def _vouch(user: User | None, claims: dict[str, Any]) -> User:
     if user is None or user.deleted_at is not None:
         raise NotAuthenticated("The account behind this token no longer exists.", rule="AUTH")
     if claims["iat"] < int(user.created_at.timestamp()) - 1:
@@ -147,13 +175,17 @@ def load_caller(uow: UnitOfWork, token: str | None) -> User | None:
     return user
 
 
+def load_caller(uow: UnitOfWork, token: str | None) -> User | None:
+    claims = _claims(uow, token)
+    if claims is None:
+        return None
+    return _vouch(uow.session.get(User, claims["sub"]), claims)
+
+
 def current_user(request: Request, uow: UoW) -> User:
     user = load_caller(uow, _bearer(request))
     if user is None:
-        raise NotAuthenticated(
-            "Sign in first: send Authorization: Bearer <token> from POST /v1/auth/token.",
-            rule="AUTH",
-        )
+        raise NotAuthenticated(SIGN_IN, rule="AUTH")
     return user
 
 
@@ -178,6 +210,12 @@ def idempotent(
     request: Request, uow: UoW, user: CurrentUser, body: Annotated[bytes, Depends(_raw_body)]
 ) -> None:
     """Honour `Idempotency-Key`: replay the stored answer of a retried request."""
+    check_idempotency(request, uow, user.id, body)
+
+
+def check_idempotency(request: Request, uow: UnitOfWork, user_id: str, body: bytes) -> None:
+    """Raise `Replay` with the stored answer if this key was answered before; else note
+    the key, for `UnitOfWork.remember` to store this request's answer under it."""
     key = request.headers.get("idempotency-key")
     if not key:
         return
@@ -190,10 +228,10 @@ def idempotent(
         # Concurrent retries of one key queue here; the later one then sees the answer.
         uow.session.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-            {"k": f"{user.id}:{key}"},
+            {"k": f"{user_id}:{key}"},
         )
     stored = uow.session.execute(
-        select(IdempotencyKey).where(IdempotencyKey.user_id == user.id, IdempotencyKey.key == key)
+        select(IdempotencyKey).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
     ).scalar_one_or_none()
     if stored is not None:
         if stored.request_hash != digest:
@@ -203,7 +241,7 @@ def idempotent(
                 rule="IDEMPOTENCY",
             )
         raise Replay(stored.status_code, stored.response_body)
-    uow.idempotency = (user.id, key, where, digest)
+    uow.idempotency = (user_id, key, where, digest)
 
 
 Idempotent = Depends(idempotent)

@@ -21,7 +21,7 @@ from sqlalchemy import and_, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from dealroom.api import schemas_deals as sc
-from dealroom.api.deps import CurrentUser, UoW, idempotent, in_one_trip
+from dealroom.api.deps import Caller, CurrentUser, UoW, idempotent, in_one_trip
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
@@ -189,10 +189,10 @@ async def create_deal(
     if buyer_id is not None and (not isinstance(buyer_id, str) or len(buyer_id) > 36):
         raise InvalidRequest("data.buyer_id must be a user id.", field="data.buyer_id")
 
-    def open_it(uow: UnitOfWork, user: m.User) -> Response:
+    def open_it(uow: UnitOfWork, caller: Caller) -> Response:
         result = deals.open_deal(
             uow,
-            user,
+            caller.user(uow),
             listing_id=body.listing_id,
             transition=body.transition,
             process_name=body.process,
@@ -327,10 +327,11 @@ async def fire_transition(
     dry_run: DryRun = False,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    def move(uow: UnitOfWork, user: m.User) -> Response:
-        result = deals.fire_transition(
+    def move(uow: UnitOfWork, caller: Caller) -> Response:
+        result = deals.fire_transition_as(
             uow,
-            user,
+            caller.id,
+            caller.user,
             deal_id=deal_id,
             name=body.name,
             expected_version=body.expected_version,

@@ -9,6 +9,7 @@ flush, never commit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -298,16 +299,22 @@ def get_deal_view(
     session: Session, deal_id: str, user: m.User, *, lock: bool = False
 ) -> tuple[m.Deal, str, Surroundings]:
     """`get_deal`, with what its answer shows besides (`Surroundings`) in the same query."""
+    deal, around = _deal_view(session, deal_id, lock=lock)
+    if deal is None:
+        raise NotFound("There is no such deal.", rule="VISIBILITY", deal_id=deal_id)
+    return deal, role_in(deal, user), around
+
+
+def _deal_view(session: Session, deal_id: str, *, lock: bool) -> tuple[m.Deal | None, Surroundings]:
     stmt = _DEAL_VIEW_LOCKED if lock else _DEAL_VIEW
     row = session.execute(stmt, {"id": deal_id}).first() if _is_uuidish(deal_id) else None
     if row is None:
-        raise NotFound("There is no such deal.", rule="VISIBILITY", deal_id=deal_id)
+        return None, Surroundings({}, None)
     deal, buyer, seller, listing_updated_at, order, escrow, shipment, b_email, s_email = row
     users = {u.id: u for u in (buyer, seller) if u is not None}
     modes = {uid: mode for uid, mode in ((deal.buyer_id, b_email), (deal.seller_id, s_email))
              if mode is not None}  # fmt: skip
-    around = Surroundings(users, listing_updated_at, order, escrow, shipment, modes)
-    return deal, role_in(deal, user), around
+    return deal, Surroundings(users, listing_updated_at, order, escrow, shipment, modes)
 
 
 @dataclass
@@ -478,7 +485,32 @@ def fire_transition(
     payload: Payload,
     dry_run: bool = False,
 ) -> DealResult:
-    deal, role, around = get_deal_view(uow.session, deal_id, user, lock=not dry_run)
+    return fire_transition_as(
+        uow, user.id, lambda _uow, _row: user, deal_id=deal_id, name=name,
+        expected_version=expected_version, payload=payload, dry_run=dry_run,
+    )  # fmt: skip
+
+
+def fire_transition_as(
+    uow: UnitOfWork,
+    user_id: str,
+    vouch: Callable[[UnitOfWork, m.User | None], m.User],
+    *,
+    deal_id: str,
+    name: str,
+    expected_version: int,
+    payload: Payload,
+    dry_run: bool = False,
+) -> DealResult:
+    """`fire_transition` for a caller known by id: `vouch(uow, row)` answers their user row
+    (checked), given the row the deal's read brought along, or None if it did not."""
+    deal, around = _deal_view(uow.session, deal_id, lock=not dry_run)
+    # The caller's row comes with the deal when they are a party; `vouch` checks it (or
+    # reads it, for staff) before anything else is decided, a missing deal included.
+    user = vouch(uow, around.users.get(user_id) if deal is not None else None)
+    if deal is None:
+        raise NotFound("There is no such deal.", rule="VISIBILITY", deal_id=deal_id)
+    role = role_in(deal, user)
     if deal.version != expected_version:
         raise StaleDeal(
             f"The deal is at version {deal.version}, not {expected_version}: someone moved "

@@ -86,6 +86,8 @@ DB_NAME = "dealroom_bench_api"
 RAW_DB = "dealroom_bench_api_raw"
 SECRET = "dealroom-bench-api-signing-key-of-at-least-32-bytes"
 TARGET = 0.5
+#: Steal above this share of the cores makes a run unfair to the side it hit.
+STEAL_WARNING = 0.05
 TRANSITIONS_PER_WALK = 4
 STEPS = ("make-offer", "accept", "request-close", "confirm-close")
 SELLER_ID = "00000000-0000-4000-a000-000000000000"
@@ -221,14 +223,16 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine."""
+def machine_busy() -> tuple[float, float, float]:
+    """(busy, total, steal) jiffies of the whole machine; steal is the time a virtual
+    machine's cores were runnable but the hypervisor ran something else."""
     try:
         values = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
     except OSError:
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     idle = values[3] + (values[4] if len(values) > 4 else 0)
-    return float(sum(values) - idle), float(sum(values))
+    steal = values[7] if len(values) > 7 else 0
+    return float(sum(values) - idle), float(sum(values)), float(steal)
 
 
 # --- what the database backends are doing -------------------------------------------------
@@ -468,6 +472,7 @@ class Phase:
     client_cpu: float | None = None  # CPU seconds of the load generator
     activity: Activity = field(default_factory=Activity)
     busy: float = 0.0  # busy core-seconds of the whole machine (every process on it)
+    steal: float = 0.0  # core-seconds the hypervisor gave to others (a virtual machine)
     loadavg: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     rounds: list[float] = field(default_factory=list)  # transitions/s of each round
@@ -502,6 +507,7 @@ class Phase:
             for f in ("samples", "running", "advisory", "row_lock", "idle_in_tx", "backend_cpu"):
                 setattr(a, f, getattr(a, f) + getattr(p.activity, f))
         out.busy = sum(p.busy for p in parts)
+        out.steal = sum(p.steal for p in parts)
         out.loadavg = [x for p in parts for x in p.loadavg]
         out.notes = [n for p in parts for n in p.notes]
         out.rounds = [p.rate for p in parts]
@@ -514,17 +520,20 @@ class Machine:
 
     busy: float = 0.0
     total: float = 0.0
+    steal: float = 0.0
 
     @classmethod
     def now(cls) -> Machine:
-        busy, total = machine_busy()
-        return cls(busy, total)
+        return cls(*machine_busy())
 
     def busy_core_seconds(self, later: Machine, seconds: float) -> float:
-        share = (
-            (later.busy - self.busy) / (later.total - self.total) if later.total > self.total else 0
-        )
-        return share * (os.cpu_count() or 1) * seconds
+        return self._share(later.busy - self.busy, later) * (os.cpu_count() or 1) * seconds
+
+    def steal_core_seconds(self, later: Machine, seconds: float) -> float:
+        return self._share(later.steal - self.steal, later) * (os.cpu_count() or 1) * seconds
+
+    def _share(self, jiffies: float, later: Machine) -> float:
+        return jiffies / (later.total - self.total) if later.total > self.total else 0.0
 
 
 def api_round(server: Server, seeded: Seeded, clients: int, ramp: float, seconds: float,
@@ -561,6 +570,7 @@ def api_round(server: Server, seeded: Seeded, clients: int, ramp: float, seconds
     phase.server_cpu = server1 - server0
     phase.client_cpu = client1 - client0
     phase.busy = machine0.busy_core_seconds(machine1, end - start)
+    phase.steal = machine0.steal_core_seconds(machine1, end - start)
     errors = [e for w in walkers for e in w.stats.errors]
     if errors:
         phase.notes.append(f"{len(errors)} failed requests, e.g. {errors[0]}")
@@ -625,6 +635,7 @@ def pgbench_round(dsn: str, script: Path, clients: int, seconds: int, sampler: S
         before.children_user + before.children_system
     )
     phase.busy = machine0.busy_core_seconds(machine1, float(seconds))
+    phase.steal = machine0.steal_core_seconds(machine1, float(seconds))
     return phase
 
 
@@ -666,7 +677,8 @@ def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version:
 
     cost = Table(title="Where the time goes", title_justify="left")
     for col in ("side", "app CPU ms/tr", "PG CPU ms/tr", "load gen ms/tr", "machine busy",
-                "running", "wait feed lock", "wait row lock", "idle in tx", "load avg"):  # fmt: skip
+                "steal", "running", "wait feed lock", "wait row lock", "idle in tx",
+                "load avg"):  # fmt: skip
         cost.add_column(col, justify="left" if col == "side" else "right")
     cores = os.cpu_count() or 1
     for p in (api, *raws):
@@ -674,18 +686,25 @@ def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version:
         cost.add_row(
             p.name, p.per_transition_ms(p.server_cpu), p.per_transition_ms(a.backend_cpu),
             p.per_transition_ms(p.client_cpu), f"{p.busy / (p.seconds * cores):.0%}",
-            f"{a.mean(a.running):.1f}", f"{a.mean(a.advisory):.1f}", f"{a.mean(a.row_lock):.1f}",
+            f"{p.steal / (p.seconds * cores):.0%}", f"{a.mean(a.running):.1f}", f"{a.mean(a.advisory):.1f}", f"{a.mean(a.row_lock):.1f}",
             f"{a.mean(a.idle_in_tx):.1f}", f"{statistics.fmean(p.loadavg):.1f}",
         )  # fmt: skip
     console.print(cost)
     console.print(
         "ms/tr: CPU milliseconds per transition of the API server processes, of the bench "
         "database's PostgreSQL backends, and of the load generator (the client threads, or "
-        "pgbench). machine busy: all cores, every process on the machine. running / wait … / "
+        "pgbench). machine busy: all cores, every process on the machine. steal: CPU time "
+        "the hypervisor gave to other virtual machines (above a few per cent the run is not "
+        "a fair measurement: rerun it). running / wait … / "
         f"idle in tx: mean number of the bench database's backends (of {clients} clients) in "
         "that state, sampled every 0.2 s. Raw mean ms: pgbench's latency per walk / 4."
     )
     for p in (api, *raws):
+        if p.steal > STEAL_WARNING * p.seconds * cores:
+            p.notes.append(
+                f"the hypervisor took {p.steal / (p.seconds * cores):.0%} of the CPU during this "
+                "side: the figures are not comparable; rerun on a quieter host"
+            )
         for note in dict.fromkeys(p.notes):
             console.print(f"[yellow]{p.name}: {note}[/]")
     console.print(

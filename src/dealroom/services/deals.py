@@ -139,7 +139,7 @@ _ESCROWS = cast(Table, m.Escrow.__table__)
 _SHIPMENTS = cast(Table, m.Shipment.__table__)
 
 # The statements of a move, built once: building a SQLAlchemy statement costs about as
-# much CPU as executing it (bench/README.md, "How it got here").
+# much CPU as executing it (bench/stack.py).
 _VERSIONS = (
     select(m.QuoteVersion)
     .where(m.QuoteVersion.deal_id == bindparam("deal_id"))
@@ -569,8 +569,8 @@ def persist(
     """Write the move; answer the hand-off rows it made (order, escrow, shipment).
     `around`: what was read with the deal (`get_deal_view`), so it is not read again."""
     uow.session.flush()  # what the caller changed first (the worker marks its timer fired)
-    # Nothing else is flushed until the end: the deal row is then written by one UPDATE, and the
-    # new rows by one INSERT per table (an autoflush in between would update it twice).
+    # The move itself is written with Core statements (`_write_move`); no autoflush may run
+    # in between, or it would write the deal object's new values a second time.
     with uow.session.no_autoflush:
         made = _write_move(uow, deal, process, outcome, actor_id=actor_id, around=around)
     uow.session.flush()

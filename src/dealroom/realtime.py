@@ -17,8 +17,9 @@ Brokers (`make_broker` picks one from the database URL):
 - `LocalBroker` (embedded mode, SQLite): `publish` hands the items straight to the hub.
 - `PostgresBroker`: `announce` sends `pg_notify('dealroom', …)` inside the move's own
   transaction, just before its COMMIT (PostgreSQL delivers a NOTIFY with the commit and
-  drops it on rollback, so nothing uncommitted is ever announced), and every API process runs one `Listener` thread (`LISTEN dealroom`, reconnecting on
-  failure) that hands what it hears to its own hub. An event whose JSON would not fit
+  drops it on rollback, so nothing uncommitted is ever announced), and every API process
+  runs one `Listener` thread (`LISTEN dealroom`, reconnecting on failure) that hands what
+  it hears to its own hub. An event whose JSON would not fit
   NOTIFY's 8000-byte payload travels by reference (`{"kind": "event", "feed_seq": N}`)
   and the listener reads the row.
 

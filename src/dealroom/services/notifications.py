@@ -48,9 +48,8 @@ def record(
         uow.outbox.append(
             OutboxItem("notification", deal.id, {"user_id": user_id, "name": name, **n.payload})
         )
-    email.enqueue(
-        uow, deal, items, modes=email_modes
-    )  # immediate email for those who want it (notify/email.py)
+    # Immediate email for those who want it (notify/email.py).
+    email.enqueue(uow, deal, items, modes=email_modes)
     return items
 
 

@@ -156,9 +156,6 @@ def fee_preview(
     return fees.apply(entries, terms.total if terms else None, deal.listing_snapshot["currency"])
 
 
-_LISTING_UPDATED = select(m.Listing.updated_at).where(m.Listing.id == bindparam("id"))
-
-
 def deal_json(
     session: Session,
     deal: m.Deal,
@@ -190,7 +187,9 @@ def deal_json(
         live = around.listing_updated_at
     else:
         handoff = handoff_json(session, deal.id)
-        live = session.execute(_LISTING_UPDATED, {"id": deal.listing_id}).scalar_one_or_none()
+        # Often in the session already (a deal being opened loaded its listing).
+        listing = session.get(m.Listing, deal.listing_id)
+        live = listing.updated_at if listing is not None else None
     available = engine.available_transitions(process, state, viewer_role)
     changed = live is not None and iso(live) != deal.listing_snapshot.get("updated_at")
     return {

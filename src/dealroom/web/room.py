@@ -288,12 +288,12 @@ def load_room(
     diff_to: str | None = None,
 ) -> Room:
     s = uow.session
-    deal, role = deals.get_deal(s, deal_id, user)
+    deal, role, around = deals.get_deal_view(s, deal_id, user)
     process = get_process(s, deal.process_name, deal.process_version)
     rows = deals.load_versions(s, deal.id)
     state = deals.engine_state(uow, deal, process, versions=rows)
     view = views.deal_json(s, deal, state, process, role, fee_config=uow.config.fees, now=uow.now,
-                           trust_max_age=uow.config.trust_cache_seconds)  # fmt: skip
+                           trust_max_age=uow.config.trust_cache_seconds, around=around)  # fmt: skip
     msgs = list(
         s.scalars(
             select(m.Message)

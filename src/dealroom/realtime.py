@@ -202,7 +202,7 @@ class Hub:
         and each stream reads what predates it from the database itself."""
         with self._lock:
             if self._feed_head is None:
-                with self.db.session(write=False) as s:
+                with self.db.transaction(write=False) as s:
                     self._feed_head = _max(s, m.Event.feed_seq)
                     self._bell_head = _max(s, m.Notification.id)
 
@@ -309,7 +309,7 @@ class Hub:
                 self.prime()
                 return
             pending: Pending = {}
-            with self.db.session(write=False) as s:
+            with self.db.transaction(write=False) as s:
                 # The bell first: a notification's events commit with it, so reading the feed
                 # after it hands those events on before the user hears of the notification.
                 bell_top = _max(s, m.Notification.id)
@@ -339,7 +339,7 @@ class Hub:
         from the database: they are committed, since a later position is."""
         assert self._feed_head is not None
         while self._feed_head < upto:
-            with self.db.session(write=False) as s:
+            with self.db.transaction(write=False) as s:
                 rows = [
                     event_json(e)
                     for e in s.scalars(
@@ -377,7 +377,7 @@ class Hub:
         if found is not None:
             self._parties.move_to_end(deal_id)
             return found
-        with self.db.session(write=False) as s:
+        with self.db.transaction(write=False) as s:
             row = s.execute(
                 select(m.Deal.buyer_id, m.Deal.seller_id).where(m.Deal.id == deal_id)
             ).one_or_none()

@@ -98,7 +98,7 @@ def fire_one(
     try:
         timer = _claim(session, now, exclude)
         if timer is None:
-            session.rollback()
+            session.commit()  # it only read: COMMIT keeps the prepared statements (db/session.py)
             return "none"
         timer_id = timer.id
         deal = session.execute(

@@ -142,7 +142,7 @@ def _stored_answer(db: Database, uow: UnitOfWork) -> IdempotencyKey | None:
     if uow.idempotency is None:
         return None
     user_id, key, _, _ = uow.idempotency
-    with db.session(write=False) as s:
+    with db.transaction(write=False) as s:
         return s.get(IdempotencyKey, (user_id, key))
 
 

@@ -537,7 +537,7 @@ def export_audit(
 
 def _export(db: Database, deal_id: str, fmt: str) -> Iterator[str]:
     """Stream from a session of its own: the request's unit of work has ended by now."""
-    with db.session(write=False) as s:
+    with db.transaction(write=False) as s:
         if not db.is_sqlite:
             # The verification and the events come from one snapshot.
             s.connection(execution_options={"isolation_level": "REPEATABLE READ"})

@@ -99,7 +99,7 @@ class DatabaseCollector(Collector):
             if self._cached is not None and now - self._cached[0] < SCRAPE_CACHE_SECONDS:
                 return self._cached[1], self._cached[2]
             db: Database = self.app.state.db
-            with db.session(write=False) as s:
+            with db.transaction(write=False) as s:
                 rows = s.execute(
                     select(m.Deal.process_name, m.Deal.state, func.count()).group_by(
                         m.Deal.process_name, m.Deal.state

@@ -246,13 +246,13 @@ class DealStream:
                 return
 
     def _head(self) -> int:
-        with self.db.session(write=False) as s:
+        with self.db.transaction(write=False) as s:
             return int(
                 s.execute(select(m.Deal.last_seq).where(m.Deal.id == self.deal_id)).scalar_one()
             )
 
     def _read(self) -> list[tuple[int, str]]:
-        with self.db.session(write=False) as s:
+        with self.db.transaction(write=False) as s:
             rows = s.scalars(
                 select(m.Event)
                 .where(m.Event.deal_id == self.deal_id, m.Event.seq > (self.last or 0))
@@ -399,12 +399,12 @@ class MyStream:
                 return
 
     def _heads(self) -> tuple[int, int]:
-        with self.db.session(write=False) as s:
+        with self.db.transaction(write=False) as s:
             feed = s.execute(select(m.Event.feed_seq).order_by(m.Event.feed_seq.desc()).limit(1))
             return int(feed.scalar_one_or_none() or 0), bell.head(s, self.user_id)
 
     def _read(self) -> tuple[list[dict[str, Any]], list[m.Notification]]:
-        with self.db.session(write=False) as s:
+        with self.db.transaction(write=False) as s:
             # The bell first: the events of every notification read are then read too.
             notes = bell.after(s, self.user_id, self.bell, limit=READ_BATCH)
             stmt = select(m.Event).where(m.Event.feed_seq > self.feed)

@@ -158,7 +158,7 @@ def compose_one(db: Database, config: Config, now: datetime) -> str:
 
 def compose_due(db: Database, config: Config, now: datetime) -> int:
     """Queue every digest due at `now`; the email pass sends them."""
-    with db.session(write=False) as s:  # most passes find nothing: no write lock for that
+    with db.transaction(write=False) as s:  # most passes find nothing: no write lock for that
         due = s.scalar(
             select(m.UserPreference.user_id)
             .where(m.UserPreference.email == "digest", m.UserPreference.next_digest_at <= now)

@@ -533,7 +533,7 @@ def send_one(db: Database, config: Config, now: datetime, transport: Transport) 
     try:
         row = _claim(session, now)
         if row is None:
-            session.rollback()
+            session.commit()  # it only read: COMMIT keeps the prepared statements (db/session.py)
             return "none"
         try:
             rendered = render_row(session, config, row)
@@ -586,7 +586,7 @@ def send_due(
     """Send every email due at `now`; stop early when the server is down, or at the
     `time.monotonic()` instant `until` (what is left is `EmailPass.cut_short`)."""
     result = EmailPass()
-    with db.session(write=False) as s:  # most passes find nothing: no write lock for that
+    with db.transaction(write=False) as s:  # most passes find nothing: no write lock for that
         due = s.scalar(
             select(m.EmailOutbox.id)
             .where(m.EmailOutbox.status == "pending", m.EmailOutbox.next_attempt_at <= now)

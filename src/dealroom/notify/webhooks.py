@@ -184,7 +184,7 @@ def _fan_out_one(db: Database, webhook_id: str, now: datetime) -> tuple[int, boo
 
 def fan_out(db: Database, now: datetime) -> int:
     """Make deliveries for every endpoint from the events committed since its cursor."""
-    with db.session(write=False) as s:
+    with db.transaction(write=False) as s:
         head = s.scalar(select(func.coalesce(func.max(m.Event.feed_seq), 0)))
         ids = list(
             s.scalars(
@@ -233,7 +233,7 @@ def deliver_one(db: Database, now: datetime, client: httpx.Client) -> str:
     try:
         d = _claim(session, now)
         if d is None:
-            session.rollback()
+            session.commit()  # it only read: COMMIT keeps the prepared statements (db/session.py)
             return "none"
         hook = session.get(m.Webhook, d.webhook_id)
         event = session.scalar(select(m.Event).where(m.Event.feed_seq == d.feed_seq))
@@ -296,7 +296,7 @@ def run(
     """Fan out new events, then deliver everything due at `now`, or what the time until
     the `time.monotonic()` instant `until` allows."""
     result = WebhookPass(created=fan_out(db, now))
-    with db.session(write=False) as s:
+    with db.transaction(write=False) as s:
         due = s.scalar(
             select(m.WebhookDelivery.id)
             .where(m.WebhookDelivery.status == "pending", m.WebhookDelivery.next_attempt_at <= now)

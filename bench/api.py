@@ -27,10 +27,16 @@ rounds fell by a third from one to the next). One run at a time per server (an a
    listing, the quote versions, preferences, and those that render the answer) are not in
    it; `--with-reads` adds a third side with those too, which splits the gap into "round
    trips the API makes" and "Python and HTTP".
+3. The floor (`--floor`): bench/floor_app.py, a bare ASGI app under uvicorn with as many
+   processes as the API, that runs the raw-SQL script's statements per request through
+   psycopg (no framework, ORM, token, engine, hash chain or rendering), driven by the same
+   load generator: writes only (exactly what pgbench runs), with the API's reads, and with
+   the reads pipelined. Whatever the API does besides those statements comes on top, so
+   the floor's throughput is a ceiling for the API's on this machine.
 
-The two sides take turns: `--rounds` (default 3) rounds of API then pgbench, each side
+The sides take turns: `--rounds` (default 3) rounds of API, floors, then pgbench, each side
 measured for duration / rounds per round, so a machine whose background load drifts
-during the run weighs on both alike; the report gives each round's figures too. While a
+during the run weighs on all alike; the report gives each round's figures too. While a
 side runs, a sampler reads `pg_stat_activity` (what the bench database's backends are
 doing: running, waiting on a lock, idle in a transaction) and the CPU time of the server
 processes and of those backends, so the table can say where the time goes.
@@ -41,6 +47,7 @@ a measurement); the last line says whether the target was met.
     .venv/bin/python bench/api.py                # 30 s per side, about 3 minutes
     .venv/bin/python bench/api.py --quick        # 6 s per side, for CI
     .venv/bin/python bench/api.py --with-reads   # and raw SQL with the API's reads too
+    .venv/bin/python bench/api.py --floor        # and the floor: a bare Python server
     .venv/bin/python bench/api.py --url postgresql://user@host:5432/postgres --keep
 """
 
@@ -90,6 +97,12 @@ TARGET = 0.5
 STEAL_WARNING = 0.05
 TRANSITIONS_PER_WALK = 4
 STEPS = ("make-offer", "accept", "request-close", "confirm-close")
+#: --floor: bench/floor_app.py's three ways (side name, with the API's reads, pipelined).
+FLOORS = (
+    ("floor, writes only", False, False),
+    ("floor", True, False),
+    ("floor, pipelined", True, True),
+)
 SELLER_ID = "00000000-0000-4000-a000-000000000000"
 BUYER_PREFIX = "00000000-0000-4000-b000-"
 LISTING_PREFIX = "00000000-0000-4000-c000-"
@@ -319,24 +332,38 @@ STARTED = "Application startup complete."
 
 
 class Server:
-    """`dealroom serve --workers N` (or uvicorn) as real processes."""
+    """`dealroom serve --workers N` (or uvicorn, or the floor's bare app) as real processes."""
 
-    def __init__(self, db_url: str, workers: int, logs: Path, *, use_uvicorn: bool) -> None:
+    def __init__(self, cmd: list[str], env: dict[str, str], workers: int, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "DEALROOM_DATABASE_URL": db_url, "DEALROOM_SECRET_KEY": SECRET,
+        cmd = [*cmd, "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
+        self.log = log
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out,
+                                            stderr=subprocess.STDOUT)  # fmt: skip
+        self.workers = workers
+
+    @classmethod
+    def dealroom(cls, db_url: str, workers: int, logs: Path, *, use_uvicorn: bool) -> Server:
+        env = {"DEALROOM_DATABASE_URL": db_url, "DEALROOM_SECRET_KEY": SECRET,
                "DEALROOM_MAIL_DIR": str(logs / "mail")}  # fmt: skip
         if use_uvicorn:
             cmd = [sys.executable, "-m", "uvicorn", "--factory", "dealroom.app:create_app",
-                   "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
                    "--proxy-headers", "--no-access-log"]  # fmt: skip
         else:
-            cmd = [sys.executable, "-m", "dealroom", "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--workers", str(workers)]  # fmt: skip
-        self.log = logs / "server.log"
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        self.workers = workers
+            cmd = [sys.executable, "-m", "dealroom", "serve"]
+        return cls(cmd, env, workers, logs / "server.log")
+
+    @classmethod
+    def floor(cls, dsn: str, workers: int, log: Path, *, reads: bool, pipeline: bool) -> Server:
+        """bench/floor_app.py: the script's statements from a bare ASGI app."""
+        env = {"PYTHONPATH": str(Path(__file__).parent), "FLOOR_DSN": dsn,
+               "FLOOR_VARS": json.dumps(script_variables(datetime.now(UTC).year)),
+               "FLOOR_READS": "1" if reads else "0",
+               "FLOOR_PIPELINE": "1" if pipeline else "0"}  # fmt: skip
+        cmd = [sys.executable, "-m", "uvicorn", "floor_app:app", "--no-access-log"]
+        return cls(cmd, env, workers, log)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -537,7 +564,7 @@ class Machine:
 
 
 def api_round(server: Server, seeded: Seeded, clients: int, ramp: float, seconds: float,
-              sampler: Sampler) -> Phase:  # fmt: skip
+              sampler: Sampler, name: str = "API") -> Phase:  # fmt: skip
     """Walkers for `ramp` + `seconds`; what was answered in the last `seconds` counts."""
     stop = threading.Event()
     walkers = [Walker(server.url, k, seeded, stop) for k in range(clients)]
@@ -555,7 +582,7 @@ def api_round(server: Server, seeded: Seeded, clients: int, ramp: float, seconds
     for w in walkers:
         w.join(timeout=60)
 
-    phase = Phase("API", end - start, 0, activity=activity, loadavg=[_loadavg()])
+    phase = Phase(name, end - start, 0, activity=activity, loadavg=[_loadavg()])
     phase.by_step = {name: [] for name in STEPS}
     for w in walkers:
         for sample in w.stats.samples:
@@ -591,11 +618,15 @@ def pgbench_script(*, with_reads: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def script_variables(year: int) -> dict[str, object]:
+    """The script's variables (pgbench -D; the floor's FLOOR_VARS)."""
+    return {"year": year, "seller": SELLER_ID, "buyer_prefix": BUYER_PREFIX,
+            "listing_prefix": LISTING_PREFIX, "feed_lock": FEED_LOCK,
+            "channel": "dealroom_bench_raw"}  # fmt: skip
+
+
 def pgbench_variables(year: int) -> list[str]:
-    values = {"year": year, "seller": SELLER_ID, "buyer_prefix": BUYER_PREFIX,
-              "listing_prefix": LISTING_PREFIX, "feed_lock": FEED_LOCK,
-              "channel": "dealroom_bench_raw"}  # fmt: skip
-    return [arg for k, v in values.items() for arg in ("-D", f"{k}={v}")]
+    return [arg for k, v in script_variables(year).items() for arg in ("-D", f"{k}={v}")]
 
 
 def _loadavg() -> float:
@@ -646,7 +677,8 @@ def _ms(seconds: float | None) -> str:
     return "–" if seconds is None or seconds != seconds else f"{seconds * 1000:.1f}"
 
 
-def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version: str) -> None:
+def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version: str, *,
+           floors: Sequence[Phase] = ()) -> None:  # fmt: skip
     raw = raws[0]
     ratio = api.rate / raw.rate if raw.rate else 0.0
     table = Table(title="Market deal transitions per second", title_justify="left")
@@ -658,6 +690,13 @@ def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version:
         _ms(pct(api.latencies, 50)), _ms(pct(api.latencies, 99)), _ms(api.mean_latency),
         str(api.errors), " / ".join(f"{r:,.0f}" for r in api.rounds),
     )  # fmt: skip
+    for f in floors:
+        table.add_row(
+            f"{f.name}: the script from a bare Python server", f"{f.rate:,.0f}",
+            f"{f.rate / raw.rate if raw.rate else 0.0:.2f}", _ms(pct(f.latencies, 50)),
+            _ms(pct(f.latencies, 99)), _ms(f.mean_latency), str(f.errors),
+            " / ".join(f"{r:,.0f}" for r in f.rounds),
+        )  # fmt: skip
     for r in raws:
         table.add_row(
             f"raw SQL, pgbench ({r.name})", f"{r.rate:,.0f}",
@@ -681,7 +720,7 @@ def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version:
                 "load avg"):  # fmt: skip
         cost.add_column(col, justify="left" if col == "side" else "right")
     cores = os.cpu_count() or 1
-    for p in (api, *raws):
+    for p in (api, *floors, *raws):
         a = p.activity
         cost.add_row(
             p.name, p.per_transition_ms(p.server_cpu), p.per_transition_ms(a.backend_cpu),
@@ -693,13 +732,16 @@ def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version:
     console.print(
         "ms/tr: CPU milliseconds per transition of the API server processes, of the bench "
         "database's PostgreSQL backends, and of the load generator (the client threads, or "
-        "pgbench). machine busy: all cores, every process on the machine. steal: CPU time "
+        "pgbench). floor: bench/floor_app.py, a bare ASGI app under uvicorn (as many "
+        "processes as the API) running the raw-SQL script's statements through psycopg (writes "
+        "only: pgbench's own; the others with the API's reads too), with no framework, ORM, "
+        "token, engine or rendering. machine busy: all cores, every process on the machine. steal: CPU time "
         "the hypervisor gave to other virtual machines (above a few per cent the run is not "
         "a fair measurement: rerun it). running / wait … / "
         f"idle in tx: mean number of the bench database's backends (of {clients} clients) in "
         "that state, sampled every 0.2 s. Raw mean ms: pgbench's latency per walk / 4."
     )
-    for p in (api, *raws):
+    for p in (api, *floors, *raws):
         if p.steal > STEAL_WARNING * p.seconds * cores:
             p.notes.append(
                 f"the hypervisor took {p.steal / (p.seconds * cores):.0%} of the CPU during this "
@@ -712,6 +754,12 @@ def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version:
         f"Python {platform.python_version()}, {pg_version}; "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
     )
+    for f in floors:
+        console.print(
+            f"{f.name} / raw SQL = {f.rate:,.0f} / {raw.rate:,.0f} = "
+            f"{f.rate / raw.rate if raw.rate else 0.0:.2f}: a Python server doing nothing but "
+            "these statements; the API does them and its own work too."
+        )
     verdict = "[bold green]met[/]" if ratio >= TARGET else "[bold red]NOT met[/]"
     console.print(
         f"API / raw SQL = {api.rate:,.0f} / {raw.rate:,.0f} = [bold]{ratio:.2f}[/]; "
@@ -736,6 +784,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run uvicorn --no-access-log instead of `dealroom serve`")  # fmt: skip
     parser.add_argument("--with-reads", action="store_true",
                         help="also pgbench with the API's reads (a third side)")  # fmt: skip
+    parser.add_argument("--floor", action="store_true",
+                        help="also the floor: the script's statements from a bare Python "
+                        "server, one by one and pipelined (bench/floor_app.py)")  # fmt: skip
     parser.add_argument("--keep", action="store_true",
                         help="keep the database, the scripts and the server log")  # fmt: skip
     args = parser.parse_args(argv)
@@ -759,6 +810,7 @@ def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -
     dsn = libpq_url(args.url, DB_NAME)
     raw_dsn = libpq_url(args.url, RAW_DB)
     server: Server | None = None
+    floors: dict[str, Server] = {}
     sampler: Sampler | None = None
     try:
         with console.status("creating and migrating the database"):
@@ -776,22 +828,39 @@ def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -
             scripts[name].write_text(pgbench_script(with_reads=with_reads))
 
         with console.status("starting the API server"):
-            server = Server(sa_url(args.url, DB_NAME), args.workers, work,
-                            use_uvicorn=args.uvicorn)  # fmt: skip
+            server = Server.dealroom(sa_url(args.url, DB_NAME), args.workers, work,
+                                     use_uvicorn=args.uvicorn)  # fmt: skip
             server.wait_ready()
+            # The floor writes into the raw-SQL twin too: no realtime hub listens there.
+            floors = {
+                name: Server.floor(raw_dsn, args.workers, work / f"floor-{i}.log", reads=reads,
+                                   pipeline=piped)
+                for i, (name, reads, piped) in enumerate(FLOORS if args.floor else ())
+            }  # fmt: skip
+            for floor in floors.values():
+                floor.wait_ready()
         with console.status("warming up"):
             api_round(server, seeded, args.clients, 0, warmup, sampler)
+            for name, floor in floors.items():
+                api_round(floor, seeded, args.clients, 0, warmup, sampler, name)
             for name, _ in sides:
                 pgbench_round(raw_dsn, scripts[name], args.clients, max(1, round(warmup)), sampler,
                               name)  # fmt: skip
         admin(args.url, "CHECKPOINT")
 
         api_parts: list[Phase] = []
+        floor_parts: dict[str, list[Phase]] = {name: [] for name in floors}
         raw_parts: dict[str, list[Phase]] = {name: [] for name, _ in sides}
         for i in range(rounds):
             with console.status(f"round {i + 1}/{rounds}: the API, {args.clients} clients"):
                 api_parts.append(api_round(server, seeded, args.clients, 1.0, seconds, sampler))
             line = f"round {i + 1}/{rounds}: API {api_parts[-1].rate:,.0f}"
+            for name, floor in floors.items():
+                with console.status(f"round {i + 1}/{rounds}: {name}"):
+                    floor_parts[name].append(
+                        api_round(floor, seeded, args.clients, 1.0, seconds, sampler, name)
+                    )
+                line += f", {name} {floor_parts[name][-1].rate:,.0f}"
             for name, _ in sides:
                 with console.status(f"round {i + 1}/{rounds}: pgbench ({name})"):
                     raw_parts[name].append(
@@ -800,14 +869,19 @@ def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -
                 line += f", raw ({name}) {raw_parts[name][-1].rate:,.0f}"
             console.print(line + " transitions/s")
         server.stop()
+        for floor in floors.values():
+            floor.stop()
 
         api = Phase.merge("API", api_parts)
         raws = [Phase.merge(name, raw_parts[name]) for name, _ in sides]
+        lows = [Phase.merge(name, floor_parts[name]) for name in floors]
         server_name = f"{'uvicorn' if args.uvicorn else 'dealroom serve'} --workers {args.workers}"
-        report(api, raws, server_name, args.clients, pg_version)
+        report(api, raws, server_name, args.clients, pg_version, floors=lows)
     finally:
         if server is not None:
             server.stop()
+        for floor in floors.values():
+            floor.stop()
         if sampler is not None:
             sampler.stop.set()
             sampler.join(timeout=5)

@@ -36,7 +36,9 @@ rounds fell by a third from one to the next). One run at a time per server (an a
 
 The sides take turns: `--rounds` (default 3) rounds of API, floors, then pgbench, each side
 measured for duration / rounds per round, so a machine whose background load drifts
-during the run weighs on all alike; the report gives each round's figures too. While a
+during the run weighs on all alike; the report gives each round's figures too. Before
+each side's round the database it writes is vacuumed, so that every round starts on as few
+dead rows as the first (the development VM runs PostgreSQL with autovacuum off). While a
 side runs, a sampler reads `pg_stat_activity` (what the bench database's backends are
 doing: running, waiting on a lock, idle in a transaction) and the CPU time of the server
 processes and of those backends, so the table can say where the time goes.
@@ -848,21 +850,31 @@ def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -
                               name)  # fmt: skip
         admin(args.url, "CHECKPOINT")
 
+        def fresh(database: str) -> None:
+            """Dead rows out before a side's round: with autovacuum off (as on the
+            development VM) each round would otherwise start on more of them than the last
+            (the floor fell from 147 to 67 transitions/s over three rounds, PostgreSQL's
+            CPU per transition rising 3.6 → 6.2 ms, and back after a VACUUM)."""
+            admin(sa_url(args.url, database), "VACUUM")
+
         api_parts: list[Phase] = []
         floor_parts: dict[str, list[Phase]] = {name: [] for name in floors}
         raw_parts: dict[str, list[Phase]] = {name: [] for name, _ in sides}
         for i in range(rounds):
             with console.status(f"round {i + 1}/{rounds}: the API, {args.clients} clients"):
+                fresh(DB_NAME)
                 api_parts.append(api_round(server, seeded, args.clients, 1.0, seconds, sampler))
             line = f"round {i + 1}/{rounds}: API {api_parts[-1].rate:,.0f}"
             for name, floor in floors.items():
                 with console.status(f"round {i + 1}/{rounds}: {name}"):
+                    fresh(RAW_DB)
                     floor_parts[name].append(
                         api_round(floor, seeded, args.clients, 1.0, seconds, sampler, name)
                     )
                 line += f", {name} {floor_parts[name][-1].rate:,.0f}"
             for name, _ in sides:
                 with console.status(f"round {i + 1}/{rounds}: pgbench ({name})"):
+                    fresh(RAW_DB)
                     raw_parts[name].append(
                         pgbench_round(raw_dsn, scripts[name], args.clients, seconds, sampler, name)
                     )

@@ -30,8 +30,9 @@ rounds fell by a third from one to the next). One run at a time per server (an a
 3. The floor (`--floor`): bench/floor_app.py, a bare ASGI app under uvicorn with as many
    processes as the API, that runs the raw-SQL script's statements per request through
    psycopg (no framework, ORM, token, engine, hash chain or rendering), driven by the same
-   load generator: writes only (exactly what pgbench runs), with the API's reads, and with
-   the reads pipelined. Whatever the API does besides those statements comes on top, so
+   load generator: writes only (exactly what pgbench runs), with the API's reads, with
+   the reads pipelined, and that last one behind FastAPI (routing, a validated body).
+   Whatever the API does besides those statements comes on top, so
    the floor's throughput is a ceiling for the API's on this machine.
 
 The sides take turns: `--rounds` (default 3) rounds of API, floors, then pgbench, each side
@@ -99,11 +100,12 @@ TARGET = 0.5
 STEAL_WARNING = 0.05
 TRANSITIONS_PER_WALK = 4
 STEPS = ("make-offer", "accept", "request-close", "confirm-close")
-#: --floor: bench/floor_app.py's three ways (side name, with the API's reads, pipelined).
+#: --floor: bench/floor_app.py's ways (side name, with the API's reads, pipelined, FastAPI).
 FLOORS = (
-    ("floor, writes only", False, False),
-    ("floor", True, False),
-    ("floor, pipelined", True, True),
+    ("floor, writes only", False, False, False),
+    ("floor", True, False, False),
+    ("floor, pipelined", True, True, False),
+    ("floor, pipelined, FastAPI", True, True, True),
 )
 SELLER_ID = "00000000-0000-4000-a000-000000000000"
 BUYER_PREFIX = "00000000-0000-4000-b000-"
@@ -358,13 +360,15 @@ class Server:
         return cls(cmd, env, workers, logs / "server.log")
 
     @classmethod
-    def floor(cls, dsn: str, workers: int, log: Path, *, reads: bool, pipeline: bool) -> Server:
-        """bench/floor_app.py: the script's statements from a bare ASGI app."""
+    def floor(cls, dsn: str, workers: int, log: Path, *, reads: bool, pipeline: bool,
+              fastapi: bool) -> Server:  # fmt: skip
+        """bench/floor_app.py: the script's statements from a bare ASGI app (or FastAPI)."""
         env = {"PYTHONPATH": str(Path(__file__).parent), "FLOOR_DSN": dsn,
                "FLOOR_VARS": json.dumps(script_variables(datetime.now(UTC).year)),
                "FLOOR_READS": "1" if reads else "0",
                "FLOOR_PIPELINE": "1" if pipeline else "0"}  # fmt: skip
-        cmd = [sys.executable, "-m", "uvicorn", "floor_app:app", "--no-access-log"]
+        app = ["--factory", "floor_app:fastapi_app"] if fastapi else ["floor_app:app"]
+        cmd = [sys.executable, "-m", "uvicorn", *app, "--no-access-log"]
         return cls(cmd, env, workers, log)
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -736,8 +740,8 @@ def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version:
         "database's PostgreSQL backends, and of the load generator (the client threads, or "
         "pgbench). floor: bench/floor_app.py, a bare ASGI app under uvicorn (as many "
         "processes as the API) running the raw-SQL script's statements through psycopg (writes "
-        "only: pgbench's own; the others with the API's reads too), with no framework, ORM, "
-        "token, engine or rendering. machine busy: all cores, every process on the machine. steal: CPU time "
+        "only: pgbench's own; the others with the API's reads too), with no framework (but "
+        "the FastAPI one), ORM, token, engine or rendering. machine busy: all cores, every process on the machine. steal: CPU time "
         "the hypervisor gave to other virtual machines (above a few per cent the run is not "
         "a fair measurement: rerun it). running / wait … / "
         f"idle in tx: mean number of the bench database's backends (of {clients} clients) in "
@@ -758,9 +762,9 @@ def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version:
     )
     for f in floors:
         console.print(
-            f"{f.name} / raw SQL = {f.rate:,.0f} / {raw.rate:,.0f} = "
-            f"{f.rate / raw.rate if raw.rate else 0.0:.2f}: a Python server doing nothing but "
-            "these statements; the API does them and its own work too."
+            f"{f.name}: {f.rate:,.0f} / {raw.rate:,.0f} = "
+            f"{f.rate / raw.rate if raw.rate else 0.0:.2f} of raw SQL, for a Python server that "
+            "does nothing but these statements (the API does them and its own work too)."
         )
     verdict = "[bold green]met[/]" if ratio >= TARGET else "[bold red]NOT met[/]"
     console.print(
@@ -836,8 +840,8 @@ def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -
             # The floor writes into the raw-SQL twin too: no realtime hub listens there.
             floors = {
                 name: Server.floor(raw_dsn, args.workers, work / f"floor-{i}.log", reads=reads,
-                                   pipeline=piped)
-                for i, (name, reads, piped) in enumerate(FLOORS if args.floor else ())
+                                   pipeline=piped, fastapi=fast)
+                for i, (name, reads, piped, fast) in enumerate(FLOORS if args.floor else ())
             }  # fmt: skip
             for floor in floors.values():
                 floor.wait_ready()

@@ -4,7 +4,7 @@ A bare ASGI application (no framework) under uvicorn that answers the benchmark'
 requests by running, for each, the statements of bench/api_pgbench.sql for that
 transition through psycopg (async, prepared at first use) and answering `{"id",
 "version"}`. No token, no validation, no engine, no hash chain, no rendering: whatever a
-real API does besides comes on top of this.
+real API does besides comes on top of this. `fastapi_app` serves the same behind FastAPI.
 
 - FLOOR_READS=1 (the default) runs the script's `--reads` lines too, the reads the API
   makes besides its writes; 0 runs exactly what pgbench runs.
@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from fastapi import FastAPI
+from fastapi.responses import Response
+from pydantic import BaseModel
 
 SCRIPT = Path(__file__).with_name("api_pgbench.sql")
 #: The transactions of the script, in its order, by the transition each one writes.
@@ -176,3 +179,41 @@ async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, A
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json")]})  # fmt: skip
     await send({"type": "http.response.body", "body": json.dumps(answer).encode()})
+
+
+# --- the same, behind FastAPI: routing, a validated body, a Response ----------------------
+
+
+class Opening(BaseModel):
+    listing_id: str
+    transition: str
+    terms: dict[str, Any] | None = None
+
+
+class Transition(BaseModel):
+    name: str
+    expected_version: int
+    data: dict[str, Any] | None = None
+
+
+def _answer(status: int, body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+
+def fastapi_app() -> FastAPI:
+    """`uvicorn --factory floor_app:fastapi_app`: what FastAPI itself costs on top."""
+    api = FastAPI()
+
+    @api.get("/healthz")
+    async def healthz() -> Response:
+        return _answer(200, {"status": "ok"})
+
+    @api.post("/v1/deals", status_code=201)
+    async def open_deal(body: Opening) -> Response:
+        return _answer(*await move("/v1/deals", body.model_dump()))
+
+    @api.post("/v1/deals/{deal_id}/transitions")
+    async def fire(deal_id: str, body: Transition) -> Response:
+        return _answer(*await move(f"/v1/deals/{deal_id}/transitions", body.model_dump()))
+
+    return api

@@ -59,6 +59,21 @@ def test_a_read_that_commits_keeps_the_prepared_statements(one_connection: Datab
         assert prepared(s) >= 1
 
 
+def test_the_pool_hands_out_the_connection_used_last(db: Database) -> None:
+    engine = make_engine(db.engine.url.render_as_string(hide_password=False), pool_size=2)
+    try:
+        first, second = engine.connect(), engine.connect()
+        pids = [
+            int(c.execute(text("SELECT pg_backend_pid()")).scalar_one()) for c in (first, second)
+        ]
+        second.close()
+        first.close()  # returned last
+        with engine.connect() as again:
+            assert again.execute(text("SELECT pg_backend_pid()")).scalar_one() == pids[0]
+    finally:
+        engine.dispose()
+
+
 def test_a_session_closed_with_its_transaction_open_loses_them(one_connection: Database) -> None:
     """What `Database.transaction` guards against (psycopg's own behaviour)."""
     assert warm(one_connection) >= 1

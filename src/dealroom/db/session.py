@@ -6,11 +6,12 @@ makes optimistic concurrency behave as on PostgreSQL. Reads begin deferred and r
 concurrently with the writer.
 
 On PostgreSQL, psycopg prepares a statement once a connection has run it five times, and
-PostgreSQL then plans it once instead of on every run (the deal's read joins nine tables
-and takes 3-4 ms of server CPU to plan). Two things keep those plans: the pool hands out
-the connection used last (LIFO), so the few busy connections are the warm ones; and a
-transaction that only read ends with COMMIT (`Database.transaction`), because psycopg
-forgets every statement it prepared on a connection when that connection rolls back.
+after a few more runs PostgreSQL keeps one plan for it instead of planning every run (the
+deal's read joins nine tables and costs PostgreSQL 3-4 ms of CPU to plan). Two things keep
+those plans: the pool hands out the connection used last (LIFO), so the few busy
+connections are the warm ones; and a transaction that only read ends with COMMIT
+(`Database.transaction`), because psycopg forgets every statement it prepared on a
+connection when that connection rolls back.
 """
 
 from __future__ import annotations

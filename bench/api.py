@@ -32,8 +32,8 @@ rounds fell by a third from one to the next). One run at a time per server (an a
    psycopg (no framework, ORM, token, engine, hash chain or rendering), driven by the same
    load generator: writes only (exactly what pgbench runs), with the API's reads, with
    the reads pipelined, and that last one behind FastAPI (routing, a validated body).
-   Whatever the API does besides those statements comes on top, so
-   the floor's throughput is a ceiling for the API's on this machine.
+   Whatever the API does besides those statements comes on top, so the floor's throughput
+   is a ceiling for the API's on this machine.
 
 The sides take turns: `--rounds` (default 3) rounds of API, floors, then pgbench, each side
 measured for duration / rounds per round, so a machine whose background load drifts
@@ -589,7 +589,7 @@ def api_round(server: Server, seeded: Seeded, clients: int, ramp: float, seconds
         w.join(timeout=60)
 
     phase = Phase(name, end - start, 0, activity=activity, loadavg=[_loadavg()])
-    phase.by_step = {name: [] for name in STEPS}
+    phase.by_step = {step: [] for step in STEPS}
     for w in walkers:
         for sample in w.stats.samples:
             if start <= sample.end < end:
@@ -739,13 +739,14 @@ def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version:
         "ms/tr: CPU milliseconds per transition of the API server processes, of the bench "
         "database's PostgreSQL backends, and of the load generator (the client threads, or "
         "pgbench). floor: bench/floor_app.py, a bare ASGI app under uvicorn (as many "
-        "processes as the API) running the raw-SQL script's statements through psycopg (writes "
-        "only: pgbench's own; the others with the API's reads too), with no framework (but "
-        "the FastAPI one), ORM, token, engine or rendering. machine busy: all cores, every process on the machine. steal: CPU time "
-        "the hypervisor gave to other virtual machines (above a few per cent the run is not "
-        "a fair measurement: rerun it). running / wait … / "
-        f"idle in tx: mean number of the bench database's backends (of {clients} clients) in "
-        "that state, sampled every 0.2 s. Raw mean ms: pgbench's latency per walk / 4."
+        "processes as the API; the last one behind FastAPI) running the raw-SQL script's "
+        "statements through psycopg (writes only: pgbench's own; the others with the API's "
+        "reads too), with no ORM, token, engine or rendering. machine busy: all cores, every "
+        "process on the machine. steal: CPU time the hypervisor gave to other virtual "
+        "machines (above a few per cent the run is not a fair measurement: rerun it). "
+        "running / wait … / idle in tx: mean number of the bench database's backends (of "
+        f"{clients} clients) in that state, sampled every 0.2 s. Raw mean ms: pgbench's "
+        "latency per walk / 4."
     )
     for p in (api, *floors, *raws):
         if p.steal > STEAL_WARNING * p.seconds * cores:
@@ -792,7 +793,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also pgbench with the API's reads (a third side)")  # fmt: skip
     parser.add_argument("--floor", action="store_true",
                         help="also the floor: the script's statements from a bare Python "
-                        "server, one by one and pipelined (bench/floor_app.py)")  # fmt: skip
+                        "server: writes only, with the API's reads, pipelined, and pipelined "
+                        "behind FastAPI (bench/floor_app.py)")  # fmt: skip
     parser.add_argument("--keep", action="store_true",
                         help="keep the database, the scripts and the server log")  # fmt: skip
     args = parser.parse_args(argv)

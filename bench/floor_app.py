@@ -150,6 +150,9 @@ async def move(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     conn = await CONNECTIONS.take()
     try:
         await RUN(conn, STEPS[step], env)
+    except BaseException:
+        await conn.rollback()  # a failed transaction must not stay open on the connection
+        raise
     finally:
         CONNECTIONS.give(conn)
     version = 1 if step == 0 else int(env["version"]) + 1

@@ -731,7 +731,8 @@ def report(api: Phase, raws: list[Phase], server: str, clients: int, pg_version:
         cost.add_row(
             p.name, p.per_transition_ms(p.server_cpu), p.per_transition_ms(a.backend_cpu),
             p.per_transition_ms(p.client_cpu), f"{p.busy / (p.seconds * cores):.0%}",
-            f"{p.steal / (p.seconds * cores):.0%}", f"{a.mean(a.running):.1f}", f"{a.mean(a.advisory):.1f}", f"{a.mean(a.row_lock):.1f}",
+            f"{p.steal / (p.seconds * cores):.0%}", f"{a.mean(a.running):.1f}",
+            f"{a.mean(a.advisory):.1f}", f"{a.mean(a.row_lock):.1f}",
             f"{a.mean(a.idle_in_tx):.1f}", f"{statistics.fmean(p.loadavg):.1f}",
         )  # fmt: skip
     console.print(cost)

@@ -104,8 +104,8 @@ def fire_one(
         deal = session.execute(
             select(m.Deal).where(m.Deal.id == timer.deal_id).with_for_update(skip_locked=True)
         ).scalar_one_or_none()
-        if deal is None:
-            session.rollback()
+        if deal is None:  # another transaction holds the deal; nothing written yet
+            session.commit()  # it only read and locked: COMMIT keeps the prepared statements
             exclude.add(timer.id)
             return "busy"
         timer.status = "fired"

@@ -7,9 +7,11 @@ to plan each time it is not prepared)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import bindparam, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from dbsupport import PG_URL
@@ -32,9 +34,16 @@ _DEAL = select(m.Deal.id).where(m.Deal.id == bindparam("id"))
 @pytest.fixture
 def one_connection(db: Database) -> Iterator[Database]:
     """The test database through a pool that hands out one connection at a time."""
-    engine = make_engine(db.engine.url.render_as_string(hide_password=False), pool_size=1)
-    try:
+    with pool_of(db, 1) as engine:
         yield Database(engine)
+
+
+@contextmanager
+def pool_of(db: Database, size: int) -> Iterator[Engine]:
+    """An engine of the application's own making on the test database, `size` connections."""
+    engine = make_engine(db.engine.url.render_as_string(hide_password=False), pool_size=size)
+    try:
+        yield engine
     finally:
         engine.dispose()
 
@@ -60,18 +69,14 @@ def test_a_read_that_commits_keeps_the_prepared_statements(one_connection: Datab
 
 
 def test_the_pool_hands_out_the_connection_used_last(db: Database) -> None:
-    engine = make_engine(db.engine.url.render_as_string(hide_password=False), pool_size=2)
-    try:
+    pid = text("SELECT pg_backend_pid()")
+    with pool_of(db, 2) as engine:
         first, second = engine.connect(), engine.connect()
-        pids = [
-            int(c.execute(text("SELECT pg_backend_pid()")).scalar_one()) for c in (first, second)
-        ]
+        first_pid = first.execute(pid).scalar_one()
         second.close()
         first.close()  # returned last
         with engine.connect() as again:
-            assert again.execute(text("SELECT pg_backend_pid()")).scalar_one() == pids[0]
-    finally:
-        engine.dispose()
+            assert again.execute(pid).scalar_one() == first_pid
 
 
 def test_a_session_closed_with_its_transaction_open_loses_them(one_connection: Database) -> None:

@@ -91,6 +91,7 @@ from dealroom.db.migrate import upgrade
 from dealroom.db.session import Database, make_engine
 from dealroom.security import hash_password, issue_token
 from dealroom.services.audit import FEED_LOCK
+from dealroom.services.uow import session_scope
 
 DB_NAME = "dealroom_bench_api"
 RAW_DB = "dealroom_bench_api_raw"
@@ -178,7 +179,7 @@ def seed(base: str, clients: int) -> Seeded:
     engine = make_engine(sa_url(base, DB_NAME))
     db = Database(engine)
     try:
-        with db.transaction() as s:
+        with session_scope(db) as s:
             people = [(SELLER_ID, "seller@bench.test", "Seller")] + [
                 (buyer_id(k), f"buyer{k}@bench.test", f"Buyer {k}") for k in range(clients)
             ]

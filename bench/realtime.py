@@ -58,7 +58,7 @@ from dealroom.db.session import Database, make_engine
 from dealroom.domain.engine import Payload
 from dealroom.security import hash_password, issue_token
 from dealroom.services import deals
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import transaction
 
 SUPABASE = {"p50": 46.0, "p99": 159.0}  # ms, Supabase Realtime, broadcast from database
 SECRET = "dealroom-bench-signing-key-at-least-32-bytes"
@@ -103,7 +103,8 @@ def seed(db: Database, deals_wanted: int) -> list[Room]:
     password = hash_password("correct horse battery")
     rooms = []
     for i in range(deals_wanted):
-        with db.transaction() as s:
+        with transaction(db, now=now, config=config) as uow:
+            s = uow.session
             buyer, seller = (
                 m.User(email=f"{role}{i}@bench.test", name=f"{role.title()} {i}",
                        password_hash=password, roles=[], kyc_verified=True, plan="paid",
@@ -117,7 +118,6 @@ def seed(db: Database, deals_wanted: int) -> list[Room]:
                                 created_at=now, updated_at=now)  # fmt: skip
             s.add(listing)
             s.flush()
-            uow = UnitOfWork(session=s, now=now, config=config)
             deal = deals.open_deal(uow, buyer, listing_id=listing.id, transition="request-quote",
                                    payload=Payload(terms={"quantity": 1000}, message="Need for Q2")).deal  # fmt: skip
             deals.fire_transition(uow, seller, deal_id=deal.id, name="send-quote", expected_version=1,

@@ -67,7 +67,7 @@ from dealroom.db.session import Database, make_engine
 from dealroom.domain.engine import Payload
 from dealroom.security import hash_password
 from dealroom.services import audit, deals, preferences
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import transaction
 from dealroom.worker import claim_statement
 
 console = Console()
@@ -135,7 +135,8 @@ def load(base: str, *, due: int, total: int) -> Loaded:
     # The due instant is "now": T0 is 48 h (NEG-T01) before the end of loading, plus a margin.
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=48, minutes=1)
 
-    with db.transaction() as s:
+    with transaction(db, now=t0, config=CONFIG) as uow:
+        s = uow.session
         people = []
         for email in ("buyer@bench.test", "seller@bench.test"):
             user = m.User(email=email, name=email.split("@")[0], password_hash=hash_password("x"),
@@ -144,7 +145,6 @@ def load(base: str, *, due: int, total: int) -> Loaded:
             s.add(user)
             people.append(user)
         s.flush()
-        uow = UnitOfWork(session=s, now=t0, config=CONFIG)
         for user in people:
             preferences.update(uow, user, email="off")
         listing = m.Listing(owner_id=people[1].id, title="Industrial bearings", currency="SAR",

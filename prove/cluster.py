@@ -28,6 +28,7 @@ from dealroom.db import models as m
 from dealroom.db.migrate import upgrade
 from dealroom.db.session import Database, make_engine
 from dealroom.security import hash_password, issue_token
+from dealroom.services.uow import session_scope
 
 SECRET = "dealroom-prove-signing-key-32-bytes-at-least!"
 PG_URL = os.environ.get("DEALROOM_PROVE_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -73,7 +74,7 @@ class Person:
 
 def add_person(db: Database, email: str, *, roles: tuple[str, ...] = ()) -> Person:
     now = datetime.now(UTC)
-    with db.transaction() as s:
+    with session_scope(db) as s:
         user = m.User(email=email, name=email.split("@")[0].title(), password_hash=_HASH,
                       roles=list(roles), kyc_verified=True, plan="paid", timezone="UTC",
                       created_at=now - timedelta(days=365))  # fmt: skip
@@ -85,7 +86,7 @@ def add_person(db: Database, email: str, *, roles: tuple[str, ...] = ()) -> Pers
 
 def add_listing(db: Database, seller: Person, *, process: str = "rfq") -> str:
     now = datetime.now(UTC)
-    with db.transaction() as s:
+    with session_scope(db) as s:
         row = m.Listing(owner_id=seller.id, title="Industrial bearings", currency="SAR",
                         unit_price=Decimal("50.00"), quantity=1000, process=process,
                         created_at=now, updated_at=now)  # fmt: skip

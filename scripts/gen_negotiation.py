@@ -3,7 +3,7 @@
     .venv/bin/python scripts/gen_negotiation.py
 
 Reads ../shared/reference/sharetribe/default-negotiation.edn, converts it with
-`dealroom.sharetribe`, adds what a built-in process shows people (a title per party move,
+`dealroom.processes.sharetribe`, adds what a built-in process shows people (a title per party move,
 a sentence per state) and the quote-version actions of `QUOTE_ACTIONS`: `confirm-payment`
 accepts the terms on the table, and the moves that end the negotiation close the pending
 version. States, transitions, actors, actions, timers and notifications otherwise stay
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from dealroom.domain.loader import load_text
-from dealroom.sharetribe import parse_edn, to_toml
+from dealroom.processes.sharetribe import parse_edn, to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT.parent / "shared" / "reference" / "sharetribe" / "default-negotiation.edn"

@@ -10,13 +10,14 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from dealroom import __version__
-from dealroom.api import problems
-from dealroom.api.deps import WriteGate
 from dealroom.clock import Clock, SystemClock
 from dealroom.config import Config, get_config
 from dealroom.db.session import Database, make_engine
-from dealroom.outbox import Broker
-from dealroom.realtime import make_broker, settings_from_env
+from dealroom.edge import problems
+from dealroom.edge.uow import WriteGate
+from dealroom.realtime.brokers import make_broker
+from dealroom.realtime.hub import settings_from_env
+from dealroom.services.outbox import Broker
 from dealroom.worker import run_forever
 
 DESCRIPTION = """

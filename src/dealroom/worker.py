@@ -30,9 +30,9 @@ from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.errors import DealroomError
 from dealroom.notify import digest, email, webhooks
-from dealroom.outbox import Broker
 from dealroom.services import deals, notifications
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.outbox import Broker
+from dealroom.services.uow import session_scope, transaction
 
 log = logging.getLogger("dealroom.worker")
 
@@ -92,52 +92,43 @@ def fire_one(
     db: Database, config: Config, now: datetime, broker: Broker | None, exclude: set[int]
 ) -> str:
     """Claim and fire one due timer: 'fired', 'stale', 'busy', 'failed' or 'none'."""
-    session = db.session(write=True)
-    uow = UnitOfWork(session=session, now=now, config=config, ip=None, user_agent="dealroom-worker")
     timer_id: int | None = None
     try:
-        timer = _claim(session, now, exclude)
-        if timer is None:
-            session.commit()  # it only read: COMMIT keeps the prepared statements (db/session.py)
-            return "none"
-        timer_id = timer.id
-        deal = session.execute(
-            select(m.Deal).where(m.Deal.id == timer.deal_id).with_for_update(skip_locked=True)
-        ).scalar_one_or_none()
-        if deal is None:  # another transaction holds the deal; nothing written yet
-            session.commit()  # it only read and locked: COMMIT keeps the prepared statements
-            exclude.add(timer.id)
-            return "busy"
-        timer.status = "fired"
-        timer.done_at = now
-        outcome = "fired"
-        if deal.state != timer.state:
-            # Left the state already: the move that left it should have cancelled this.
-            timer.status = "cancelled"
-            outcome = "stale"
-        elif timer.kind == "transition":
-            deals.fire_system(uow, deal=deal, name=timer.name, timer_rule=timer.rule)
-        else:
-            notifications.record_reminder(uow, deal, timer)
-        uow.commit(broker)
+        with transaction(
+            db, config=config, now=now, broker=broker, user_agent="dealroom-worker"
+        ) as uow:
+            session = uow.session
+            timer = _claim(session, now, exclude)
+            if timer is None:
+                return "none"  # it only read: the commit keeps the prepared statements
+            timer_id = timer.id
+            deal = session.execute(
+                select(m.Deal).where(m.Deal.id == timer.deal_id).with_for_update(skip_locked=True)
+            ).scalar_one_or_none()
+            if deal is None:  # another transaction holds the deal; nothing written yet
+                exclude.add(timer.id)
+                return "busy"
+            timer.status = "fired"
+            timer.done_at = now
+            outcome = "fired"
+            if deal.state != timer.state:
+                # Left the state already: the move that left it should have cancelled this.
+                timer.status = "cancelled"
+                outcome = "stale"
+            elif timer.kind == "transition":
+                deals.fire_system(uow, deal=deal, name=timer.name, timer_rule=timer.rule)
+            else:
+                notifications.record_reminder(uow, deal, timer)
     except DealroomError as exc:
-        session.rollback()
         assert timer_id is not None
         _mark_failed(db, timer_id, now, str(exc))
         return "failed"
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
-    if broker is not None and uow.outbox:
-        broker.publish(uow.outbox)
     return outcome
 
 
 def _mark_failed(db: Database, timer_id: int, now: datetime, reason: str) -> None:
     """A timer the engine refuses (its process changed under it) is set aside, not retried."""
-    with db.transaction() as s:
+    with session_scope(db) as s:
         timer = s.get(m.Timer, timer_id, with_for_update=True)
         if timer is not None and timer.status == "pending":
             timer.status = "failed"

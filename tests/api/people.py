@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from dealroom.db.models import Base, User
 from dealroom.db.session import Database
 from dealroom.security import hash_password, issue_token
+from dealroom.services.uow import session_scope
 
 PASSWORD = "correct horse battery"
 #: HS256 wants a key of at least 32 bytes.
@@ -43,7 +44,7 @@ def add_user(
     age_days: int = 365,
     secret: str = TEST_SECRET,
 ) -> Person:
-    with db.transaction() as s:
+    with session_scope(db) as s:
         user = User(
             email=email.lower(),
             name=name or email.split("@")[0].title(),
@@ -89,7 +90,7 @@ def open_deal(client: TestClient, who: Person, listing: dict[str, Any], **body: 
 
 
 def table_counts(db: Database) -> dict[str, int]:
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         return {
             t.name: s.execute(select(func.count()).select_from(t)).scalar_one()
             for t in Base.metadata.sorted_tables

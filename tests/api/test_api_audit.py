@@ -15,6 +15,7 @@ from dealroom.api.schemas_deals import AuditVerification, EventPage
 from dealroom.clock import TestClock
 from dealroom.db.models import Deal, Event
 from dealroom.db.session import Database
+from dealroom.services.uow import session_scope
 from people import Person, add_user, make_listing
 
 
@@ -128,7 +129,7 @@ def test_verify_finds_a_rewritten_hash_a_removed_event_and_a_cut_tail(
 ) -> None:
     url = f"/v1/deals/{deal['id']}/audit/verify"
     h = people["operator"].headers
-    with db.transaction() as s:
+    with session_scope(db) as s:
         # Rewriting the hash of event 2 as well as its payload breaks the link to 3.
         s.execute(
             update(Event)
@@ -138,14 +139,14 @@ def test_verify_finds_a_rewritten_hash_a_removed_event_and_a_cut_tail(
     v = client.get(url, headers=h).json()
     assert (v["valid"], v["first_bad_seq"]) == (False, 2)
 
-    with db.transaction() as s:
+    with session_scope(db) as s:
         s.execute(delete(Event).where(Event.deal_id == deal["id"], Event.seq <= 2))
         s.execute(update(Event).where(Event.deal_id == deal["id"]).values(seq=Event.seq - 2))
     v = client.get(url, headers=h).json()
     assert v["valid"] is False
     assert v["first_bad_seq"] == 1  # event 1 no longer starts from the genesis hash
 
-    with db.transaction() as s:
+    with session_scope(db) as s:
         s.execute(delete(Event).where(Event.deal_id == deal["id"]))
         s.execute(update(Deal).where(Deal.id == deal["id"]).values(last_seq=0))
     v = client.get(url, headers=h).json()
@@ -155,7 +156,7 @@ def test_verify_finds_a_rewritten_hash_a_removed_event_and_a_cut_tail(
 def test_verify_notices_events_cut_from_the_end(
     client: TestClient, db: Database, people: dict[str, Person], deal: dict[str, Any]
 ) -> None:
-    with db.transaction() as s:
+    with session_scope(db) as s:
         s.execute(delete(Event).where(Event.deal_id == deal["id"], Event.seq == 5))
     v = client.get(f"/v1/deals/{deal['id']}/audit/verify", headers=people["buyer"].headers).json()
     assert v["valid"] is False

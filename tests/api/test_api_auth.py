@@ -13,6 +13,7 @@ from dealroom.clock import TestClock
 from dealroom.db.models import User
 from dealroom.db.session import Database
 from dealroom.security import issue_token
+from dealroom.services.uow import session_scope
 from people import PASSWORD, TEST_SECRET, add_user, make_listing, open_deal, table_counts
 
 
@@ -59,7 +60,7 @@ def test_unknown_email_and_wrong_password_get_the_same_answer(
 
 def test_blocked_user_is_refused_a_token(client: TestClient, db: Database) -> None:
     person = add_user(db, T0, "blocked@acme.example")
-    with db.transaction() as s:
+    with session_scope(db) as s:
         s.execute(update(User).where(User.id == person.id).values(blocked=True))
     r = sign_in(client, "blocked@acme.example")
     assert r.status_code == 403
@@ -70,7 +71,7 @@ def test_blocked_user_is_refused_a_token(client: TestClient, db: Database) -> No
 
 def test_deleted_user_is_refused_a_token_as_if_unknown(client: TestClient, db: Database) -> None:
     person = add_user(db, T0, "gone@acme.example")
-    with db.transaction() as s:
+    with session_scope(db) as s:
         s.execute(update(User).where(User.id == person.id).values(deleted_at=T0))
     r = sign_in(client, "gone@acme.example")
     assert r.status_code == 401
@@ -107,7 +108,7 @@ def test_forged_token_is_refused(client: TestClient, db: Database) -> None:
 def test_token_of_a_deleted_user_stops_working(client: TestClient, db: Database) -> None:
     person = add_user(db, T0, "amal@acme.example")
     assert client.get("/v1/me", headers=person.headers).status_code == 200
-    with db.transaction() as s:
+    with session_scope(db) as s:
         s.execute(update(User).where(User.id == person.id).values(deleted_at=T0))
     r = client.get("/v1/me", headers=person.headers)
     assert r.status_code == 401
@@ -160,7 +161,7 @@ def test_a_party_whose_account_is_gone_cannot_move_their_deal(
     deal = open_deal(client, buyer, listing, transition="make-offer",
                      terms={"unit_price": "45.00", "quantity": 100})  # fmt: skip
     before = table_counts(db)
-    with db.transaction() as s:
+    with session_scope(db) as s:
         s.execute(update(User).where(User.id == seller.id).values(deleted_at=T0))
     for deal_id in (deal["id"], "00000000-0000-4000-8000-000000000000"):
         r = client.post(f"/v1/deals/{deal_id}/transitions",

@@ -19,6 +19,7 @@ from dealroom.app import create_app
 from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db.session import Database
+from dealroom.services.uow import session_scope
 from people import TEST_SECRET, Person, add_user, make_listing
 
 ROLES = ("anonymous", "outsider", "seller", "operator", "buyer")
@@ -201,7 +202,7 @@ def test_blocked_party_cannot_move(
 ) -> None:
     from dealroom.db.models import User
 
-    with db.transaction() as s:
+    with session_scope(db) as s:
         user = s.get(User, people["buyer"].id)
         assert user is not None
         user.blocked = True

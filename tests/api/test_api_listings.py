@@ -11,6 +11,7 @@ from conftest import T0
 from dealroom.clock import TestClock
 from dealroom.db.models import Deal
 from dealroom.db.session import Database
+from dealroom.services.uow import session_scope
 from people import Person, add_user, make_listing
 
 
@@ -387,7 +388,7 @@ def test_edits_never_touch_the_snapshot_of_an_open_deal(
     r = open_deal(client, amal, listing["id"])
     assert r.status_code == 201, r.text
     deal = r.json()
-    with db.transaction() as s:
+    with session_scope(db) as s:
         before = s.execute(select(Deal.listing_snapshot).where(Deal.id == deal["id"])).scalar_one()
     clock.advance(hours=1)
     edit = client.patch(
@@ -396,7 +397,7 @@ def test_edits_never_touch_the_snapshot_of_an_open_deal(
         headers=nora.headers,
     )
     assert edit.status_code == 200
-    with db.transaction() as s:
+    with session_scope(db) as s:
         after = s.execute(select(Deal.listing_snapshot).where(Deal.id == deal["id"])).scalar_one()
     assert after == before
     assert after["title"] == "Grade A laptops"

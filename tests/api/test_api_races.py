@@ -17,6 +17,7 @@ from dbsupport import PG_URL
 from dealroom.clock import TestClock
 from dealroom.db.models import Event, Order, QuoteVersion
 from dealroom.db.session import Database
+from dealroom.services.uow import session_scope
 from people import Person, add_user, make_listing
 
 pytestmark = [
@@ -84,7 +85,7 @@ def quoted(client: TestClient, parties: tuple[Person, Person]) -> dict[str, Any]
 def assert_chain_is_whole(client: TestClient, db: Database, who: Person, deal_id: str) -> None:
     verify = client.get(f"/v1/deals/{deal_id}/audit/verify", headers=who.headers).json()
     assert verify["valid"] is True, verify
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         seqs = list(s.scalars(select(Event.seq).where(Event.deal_id == deal_id)))
     assert sorted(seqs) == list(range(1, len(seqs) + 1)), "gaps or duplicates in the chain"
     assert verify["events"] == len(seqs)
@@ -107,7 +108,7 @@ def test_sixteen_simultaneous_accepts_make_exactly_one_order(
     assert {p["code"] for p in refused} == {"NEG-004"}
     assert {p["current_version"] for p in refused} == {quoted["version"] + 1}
 
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         orders = s.execute(
             select(func.count()).select_from(Order).where(Order.deal_id == quoted["id"])
         ).scalar_one()
@@ -145,7 +146,7 @@ def test_simultaneous_counters_from_both_sides_make_one_new_version(
     assert statuses == {200: 1, 409: THREADS - 1}, [getattr(r, "text", r) for r in responses]
     assert {r.json()["code"] for r in responses if r.status_code == 409} == {"NEG-004"}
 
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         numbers = list(
             s.scalars(
                 select(QuoteVersion.number)
@@ -172,7 +173,7 @@ def test_one_idempotency_key_retried_concurrently_runs_once(
     assert {r.status_code for r in responses} == {200}, [r.text for r in responses]
     assert len({r.content for r in responses}) == 1
     assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 7
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         orders = s.execute(
             select(func.count()).select_from(Order).where(Order.deal_id == quoted["id"])
         ).scalar_one()

@@ -20,6 +20,7 @@ from dealroom.clock import TestClock
 from dealroom.db.models import Event
 from dealroom.db.session import Database
 from dealroom.security import issue_token
+from dealroom.services.uow import session_scope
 from people import TEST_SECRET, Person, add_user, make_listing
 
 EXPECTED_TYPES = [
@@ -235,7 +236,7 @@ def test_reference_audit_chain_verifies_and_tampering_is_found_at_its_seq(
     assert good["head_hash"] == events_of(client, buyer, deal["id"])[-1]["hash"]
 
     # Someone with database access softens the buyer's counter after the fact.
-    with db.transaction() as s:
+    with session_scope(db) as s:
         payload = s.execute(
             select(Event.payload).where(Event.deal_id == deal["id"], Event.seq == 3)
         ).scalar_one()

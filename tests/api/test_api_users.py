@@ -11,6 +11,7 @@ from conftest import T0
 from dealroom.clock import TestClock
 from dealroom.db.models import User
 from dealroom.db.session import Database
+from dealroom.services.uow import session_scope
 from people import Person, add_user, make_listing
 
 NEW_USER = {
@@ -105,7 +106,7 @@ def test_a_retried_create_with_the_same_key_adds_one_user(client: TestClient, db
     assert first.status_code == second.status_code == 201
     assert first.json() == second.json()
     assert second.headers.get("Idempotent-Replayed") == "true"
-    with db.transaction() as s:
+    with session_scope(db) as s:
         n = s.execute(select(func.count()).select_from(User)).scalar_one()
     assert n == 2  # the admin and Nora
 
@@ -151,7 +152,7 @@ def test_public_profile_needs_a_signed_in_caller(client: TestClient, db: Databas
 def test_unknown_or_deleted_users_are_not_found(client: TestClient, db: Database) -> None:
     viewer = add_user(db, T0, "viewer@acme.example")
     gone = add_user(db, T0, "gone@acme.example")
-    with db.transaction() as s:
+    with session_scope(db) as s:
         s.execute(update(User).where(User.id == gone.id).values(deleted_at=T0))
     for user_id in (gone.id, "00000000-0000-0000-0000-000000000000", "x" * 300):
         r = client.get(f"/v1/users/{user_id}", headers=viewer.headers)

@@ -26,6 +26,7 @@ from dealroom.clock import TestClock
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.services import preferences
+from dealroom.services.uow import session_scope
 from dealroom.worker import run_once
 from people import add_user
 
@@ -48,7 +49,7 @@ def choose(db: Database, clock: TestClock, user: m.User, **prefs: object) -> Non
 
 
 def second_listing(db: Database, clock: TestClock, owner: m.User, title: str) -> str:
-    with db.transaction() as s:
+    with session_scope(db) as s:
         row = m.Listing(owner_id=owner.id, title=title, currency="SAR", unit_price=Decimal("12.00"),
                         quantity=500, process="rfq", created_at=clock.now(), updated_at=clock.now())  # fmt: skip
         s.add(row)
@@ -107,7 +108,7 @@ def test_a_riyadh_digest_goes_out_at_8_local_grouped_per_deal_and_not_before(
     quiet = request_quote(db, clock, buyer, second_listing(db, clock, seller, "Hex bolts M12"))
     seen = request_quote(db, clock, buyer, second_listing(db, clock, seller, "Washers"))
     read = request_quote(db, clock, buyer, second_listing(db, clock, seller, "Nuts"))
-    with db.transaction() as s:  # the seller watched one deal live and read another's bell item
+    with session_scope(db) as s:  # the seller watched one deal live and read another's bell item
         s.execute(
             update(m.Notification)
             .where(m.Notification.deal_id == seen)

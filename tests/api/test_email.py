@@ -26,7 +26,7 @@ from dealroom.domain.engine import Payload
 from dealroom.domain.loader import load_file
 from dealroom.notify import email
 from dealroom.services import deals
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import UnitOfWork, session_scope, transaction
 from dealroom.worker import run_once
 from people import TEST_SECRET, add_user
 
@@ -116,8 +116,8 @@ def mail_config(smtp_url: str | None = None, **extra: Any) -> Config:
 
 
 def in_tx(db: Database, clock: TestClock, fn: Callable[[UnitOfWork], Any]) -> Any:
-    with db.transaction() as s:
-        return fn(UnitOfWork(session=s, now=clock.now(), config=mail_config()))
+    with transaction(db, now=clock.now(), config=mail_config()) as uow:
+        return fn(uow)
 
 
 def make_parties(db: Database, clock: TestClock) -> tuple[m.User, m.User, str]:
@@ -126,7 +126,7 @@ def make_parties(db: Database, clock: TestClock) -> tuple[m.User, m.User, str]:
     seller = add_user(
         db, clock.now(), "sami@parts.test", name="Sami Seller", organization="Parts Inc"
     )
-    with db.transaction() as s:
+    with session_scope(db) as s:
         listing = m.Listing(
             owner_id=seller.id, title="Industrial bearings <6204-2RS>", currency="SAR",
             unit_price=Decimal("50.00"), quantity=1000, process="rfq",
@@ -436,7 +436,7 @@ def test_market_offers_and_counters_are_told_apart(
     db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], smtp: SmtpServer
 ) -> None:
     buyer, seller, _ = parties
-    with db.transaction() as s:
+    with session_scope(db) as s:
         row = m.Listing(owner_id=seller.id, title="Pallet racking", currency="EUR",
                         unit_price=Decimal("120.00"), quantity=40, process="market",
                         created_at=clock.now(), updated_at=clock.now())  # fmt: skip
@@ -474,7 +474,7 @@ def test_the_sharetribe_negotiation_uses_its_own_templates(
     db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], smtp: SmtpServer
 ) -> None:
     buyer, seller, _ = parties
-    with db.transaction() as s:
+    with session_scope(db) as s:
         row = m.Listing(owner_id=seller.id, title="Logo design", currency="USD",
                         unit_price=Decimal("300.00"), quantity=1, process="negotiation",
                         created_at=clock.now(), updated_at=clock.now())  # fmt: skip

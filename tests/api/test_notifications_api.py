@@ -10,13 +10,14 @@ from fastapi.testclient import TestClient
 from dealroom.clock import TestClock
 from dealroom.db import models as m
 from dealroom.db.session import Database
+from dealroom.services.uow import session_scope
 from people import Person, add_user
 
 
 def ring(db: Database, clock: TestClock, who: Person, count: int) -> list[int]:
     """`count` bell items for `who`, a minute apart, oldest first."""
     ids = []
-    with db.transaction() as s:
+    with session_scope(db) as s:
         for i in range(count):
             n = m.Notification(
                 user_id=who.id,

@@ -13,6 +13,7 @@ from dealroom.clock import TestClock
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.security import issue_token
+from dealroom.services.uow import session_scope
 from people import TEST_SECRET, Person, add_user
 
 
@@ -23,7 +24,7 @@ def parties(db: Database, clock: TestClock) -> tuple[m.User, m.User, str]:
 
 def riyadh_user(db: Database, clock: TestClock) -> Person:
     person = add_user(db, clock.now(), "noura@parts.test", name="Noura")
-    with db.transaction() as s:
+    with session_scope(db) as s:
         s.execute(update(m.User).where(m.User.id == person.id).values(timezone="Asia/Riyadh"))
     return person
 

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from dbsupport import PG_URL
 from dealroom.db import models as m
 from dealroom.db.session import Database, make_engine
-from dealroom.realtime import Hub
+from dealroom.realtime.hub import Hub
+from dealroom.services.uow import session_scope
 
 pytestmark = [
     pytest.mark.postgres,
@@ -54,17 +55,17 @@ def prepared(session: Session) -> int:
 
 def warm(db: Database) -> int:
     for _ in range(OFTEN):
-        with db.transaction() as s:
+        with session_scope(db) as s:
             s.execute(_DEAL, {"id": "no-such-deal"})
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         return prepared(s)
 
 
 def test_a_read_that_commits_keeps_the_prepared_statements(one_connection: Database) -> None:
     assert warm(one_connection) >= 1
-    with one_connection.transaction(write=False) as s:
+    with session_scope(one_connection, write=False) as s:
         s.execute(_DEAL, {"id": "no-such-deal"})
-    with one_connection.transaction(write=False) as s:
+    with session_scope(one_connection, write=False) as s:
         assert prepared(s) >= 1
 
 
@@ -85,7 +86,7 @@ def test_a_session_closed_with_its_transaction_open_loses_them(one_connection: D
     s = one_connection.session(write=False)
     s.execute(_DEAL, {"id": "no-such-deal"})
     s.close()  # ROLLBACK
-    with one_connection.transaction(write=False) as s:
+    with session_scope(one_connection, write=False) as s:
         assert prepared(s) == 0
 
 
@@ -95,5 +96,5 @@ def test_the_realtime_hub_reads_without_rolling_back(one_connection: Database) -
     hub = Hub(one_connection)
     hub.prime()
     hub.catch_up()
-    with one_connection.transaction(write=False) as s:
+    with session_scope(one_connection, write=False) as s:
         assert prepared(s) >= 1

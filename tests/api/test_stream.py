@@ -25,18 +25,19 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
 from dbsupport import PG_URL
-from dealroom import realtime
 from dealroom.api import routes_stream
 from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
-from dealroom.outbox import OutboxItem
-from dealroom.realtime import NOTIFY_LIMIT, Hub, RealtimeSettings, notify_payloads
+from dealroom.realtime.brokers import notify_payloads
+from dealroom.realtime.hub import NOTIFY_LIMIT, Hub, RealtimeSettings
+from dealroom.realtime import hub as realtime
 from dealroom.security import issue_token
 from dealroom.services import audit, deals
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.outbox import OutboxItem
+from dealroom.services.uow import UnitOfWork, session_scope, transaction
 from people import TEST_SECRET, Person, add_user
 
 CONFIG = Config(database_url="unused", secret_key=TEST_SECRET)
@@ -177,8 +178,7 @@ class Room:
 def in_tx(
     db: Database, clock: TestClock, fn: Callable[[UnitOfWork], Any]
 ) -> tuple[Any, list[OutboxItem]]:
-    with db.transaction() as s:
-        uow = UnitOfWork(session=s, now=clock.now(), config=CONFIG)
+    with transaction(db, now=clock.now(), config=CONFIG) as uow:
         result = fn(uow)
     return result, uow.outbox
 
@@ -192,7 +192,7 @@ def user(db: Database, person: Person) -> m.User:
 
 def open_rfq(db: Database, clock: TestClock, buyer: Person, seller: Person) -> str:
     """A listing and an rfq deal where the seller has quoted 50.00 (the buyer's turn)."""
-    with db.transaction() as s:
+    with session_scope(db) as s:
         listing = m.Listing(owner_id=seller.id, title="Industrial bearings", currency="SAR",
                             unit_price=Decimal("50.00"), quantity=1000, process="rfq",
                             created_at=clock.now(), updated_at=clock.now())  # fmt: skip
@@ -503,7 +503,7 @@ def test_interleaved_commits_never_let_a_resumed_reader_skip_an_event(server: Se
         try:
             uow1 = UnitOfWork(session=s1, now=clock.now(), config=CONFIG)
             deals.post_message(uow1, buyer, deal_id=room.deal_id, body="T1")
-            audit.number_feed(s1)  # the first half of s1.commit(): numbered, lock held
+            audit.number_feed(s1)  # the first step of uow1.commit(): numbered, lock held
             t2: dict[str, Any] = {}
 
             def second() -> None:
@@ -525,7 +525,7 @@ def test_interleaved_commits_never_let_a_resumed_reader_skip_an_event(server: Se
                 assert (
                     s.execute(select(m.Event.feed_seq).where(m.Event.feed_seq > before)).all() == []
                 )
-            s1.commit()
+            uow1.commit()
         finally:
             s1.close()
             thread.join(timeout=20)
@@ -565,7 +565,7 @@ def test_an_open_transaction_does_not_hold_up_the_feed(room: Room, db: Database,
         outbox2 = in_tx(
             db, clock, lambda uow: deals.post_message(uow, outsider, deal_id=other, body="T2")
         )[1]
-        s1.commit()
+        uow1.commit()
     finally:
         s1.close()
     t1_seq, t2_seq = uow1.outbox[0].payload["feed_seq"], outbox2[0].payload["feed_seq"]
@@ -690,8 +690,8 @@ def test_events_held_for_a_commit_that_never_comes_are_never_written(room: Room,
     try:
         uow = UnitOfWork(session=s1, now=clock.now(), config=CONFIG)
         deals.post_message(uow, buyer, deal_id=room.deal_id, body="never sent")
-        s1.rollback()
-        s1.commit()  # the session's next transaction: nothing of the first is left in it
+        uow.rollback()
+        uow.commit()  # the session's next transaction: nothing of the first is left in it
     finally:
         s1.close()
     with db.session(write=False) as s:

@@ -16,6 +16,7 @@ from dealroom.db.session import Database
 from dealroom.domain.errors import NotFound
 from dealroom.processes import builtin_text
 from dealroom.services import deals, processes, trust
+from dealroom.services.uow import session_scope
 
 H = 3600
 D = 24 * H
@@ -37,7 +38,7 @@ def add_fast_market(room: Room) -> None:
     """The market process under another name, with a one-hour response-time SLA."""
     text = builtin_text("market").replace('name = "market"', 'name = "market-fast"')
     text = text.replace('response_sla = "PT24H"', 'response_sla = "PT1H"')
-    with room.db.transaction() as s:
+    with session_scope(room.db) as s:
         processes.store_process(s, text, source_format="toml", now=room.clock.now())
 
 

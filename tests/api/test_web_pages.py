@@ -14,6 +14,7 @@ from sqlalchemy import update
 from dealroom.clock import TestClock
 from dealroom.db import models as m
 from dealroom.db.session import Database
+from dealroom.services.uow import session_scope
 from people import PASSWORD, Person, add_user, make_listing
 
 SCRIPT = {"X-Requested-With": "dealroom"}
@@ -512,7 +513,7 @@ def test_the_audit_timeline_verifies_the_chain_and_offers_the_exports(
     csv = client.get(f"/v1/deals/{deal['id']}/audit/export?format=csv")
     assert csv.status_code == 200
     assert "OFFER_MADE" in csv.text
-    with db.transaction() as s:  # tamper with the record
+    with session_scope(db) as s:  # tamper with the record
         s.execute(update(m.Event).where(m.Event.deal_id == deal["id"]).values(type="FORGED"))
     assert 'data-valid="false"' in client.get(f"/deals/{deal['id']}/audit").text
 
@@ -521,7 +522,7 @@ def test_numbers_and_times_follow_the_viewers_locale_and_timezone(
     client: TestClient, people: dict[str, Person], db: Database
 ) -> None:
     deal = market_deal(client, people)
-    with db.transaction() as s:
+    with session_scope(db) as s:
         s.execute(update(m.User).where(m.User.id == people["buyer"].id)
                   .values(locale="de_DE", timezone="Asia/Riyadh"))  # fmt: skip
     as_user(client, people["buyer"])

@@ -28,7 +28,7 @@ from dealroom.domain.engine import Payload
 from dealroom.domain.errors import DealroomError, InvalidRequest
 from dealroom.services import audit, deals, views
 from dealroom.services.processes import get_process
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import UnitOfWork, session_scope, transaction
 from dealroom.worker import PassResult, run_once
 from people import TEST_SECRET, add_user
 
@@ -56,11 +56,11 @@ class Room:
     config: Config = CONFIG
 
     def tx(self, fn: Callable[[UnitOfWork], Any]) -> Any:
-        with self.db.transaction() as s:
-            return fn(UnitOfWork(session=s, now=self.clock.now(), config=self.config))
+        with transaction(self.db, now=self.clock.now(), config=self.config) as uow:
+            return fn(uow)
 
     def listing(self, process: str, **fields: Any) -> str:
-        with self.db.transaction() as s:
+        with session_scope(self.db) as s:
             row = m.Listing(
                 owner_id=self.seller.id,
                 title=fields.pop("title", "Industrial bearings"),
@@ -508,7 +508,7 @@ def test_a_counter_reminder_is_dropped_when_the_counter_is_answered(room: Room) 
 
 def _stray_timer(room: Room, deal_id: str, *, state: str, name: str = "expire") -> int:
     """A pending timer row as a bug elsewhere might leave it."""
-    with room.db.transaction() as s:
+    with session_scope(room.db) as s:
         timer = m.Timer(deal_id=deal_id, kind="transition", name=name, state=state,
                         due_at=room.clock.now(), rule="NEG-T01", event="NEGOTIATION_TIMEOUT",
                         status="pending", created_at=room.clock.now())  # fmt: skip

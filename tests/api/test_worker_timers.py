@@ -18,7 +18,7 @@ from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
 from dealroom.services import audit, deals
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import UnitOfWork, session_scope, transaction
 from dealroom.worker import run_once
 from people import TEST_SECRET, add_user
 
@@ -26,12 +26,12 @@ CONFIG = Config(database_url="unused", secret_key=TEST_SECRET)
 
 
 def in_tx(db: Database, clock: TestClock, fn: Callable[[UnitOfWork], Any]) -> Any:
-    with db.transaction() as s:
-        return fn(UnitOfWork(session=s, now=clock.now(), config=CONFIG))
+    with transaction(db, now=clock.now(), config=CONFIG) as uow:
+        return fn(uow)
 
 
 def listing_for(db: Database, clock: TestClock, owner_id: str) -> str:
-    with db.transaction() as s:
+    with session_scope(db) as s:
         row = m.Listing(
             owner_id=owner_id, title="Industrial bearings", currency="SAR",
             unit_price=Decimal("50.00"), quantity=1000, process="rfq",
@@ -47,7 +47,7 @@ def parties(db: Database, clock: TestClock) -> tuple[m.User, m.User, str]:
     buyer = add_user(db, clock.now(), "buyer@acme.test")
     seller = add_user(db, clock.now(), "seller@parts.test")
     listing = listing_for(db, clock, seller.id)
-    with db.transaction() as s:
+    with session_scope(db) as s:
         return s.get(m.User, buyer.id), s.get(m.User, seller.id), listing  # type: ignore[return-value]
 
 

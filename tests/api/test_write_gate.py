@@ -14,11 +14,11 @@ import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
 
-from dealroom.api import deps
 from dealroom.app import create_app
 from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db.session import Database
+from dealroom.edge import uow as deps
 from dealroom.services.uow import UnitOfWork
 from people import TEST_SECRET, Person, make_listing, open_deal
 
@@ -55,7 +55,7 @@ def test_the_gate_lets_limit_holders_in_at_once(limit: int, expected: int) -> No
 def test_writes_queue_for_their_turn_and_reads_pass(db: Database, clock: TestClock, people: dict[str, Person], monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     config = Config(database_url=str(db.engine.url), secret_key=TEST_SECRET, write_concurrency=1)
     app = create_app(config, database=db, clock=clock)
-    writes, real_uow = Peak(), deps._uow
+    writes, real_uow = Peak(), deps._transaction
 
     @contextmanager
     def counted(request: Request, *, write: bool) -> Iterator[UnitOfWork]:
@@ -66,7 +66,7 @@ def test_writes_queue_for_their_turn_and_reads_pass(db: Database, clock: TestClo
         with writes, real_uow(request, write=write) as uow:
             yield uow
 
-    monkeypatch.setattr(deps, "_uow", counted)
+    monkeypatch.setattr(deps, "_transaction", counted)
     buyer, seller = people["buyer"], people["seller"]
     with TestClient(app) as client:
         listing = make_listing(client, seller)

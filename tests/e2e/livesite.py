@@ -22,6 +22,7 @@ from dealroom.config import Config, normalize_url
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.services import accounts, listings
+from dealroom.services.uow import session_scope
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -133,7 +134,7 @@ def add_account(
 ) -> Account:
     n = next(_serial)
     email = f"{name.split()[0].lower()}.{n}@{organization.split()[0].lower()}.example"
-    with db.transaction() as s:
+    with session_scope(db) as s:
         user = accounts.create_user(
             s, email=email, name=name, password=PASSWORD,
             now=datetime.now(UTC) - timedelta(days=420), organization=organization,
@@ -155,7 +156,7 @@ def add_listing(db: Database, owner: Account, **fields: Any) -> str:
         "attributes": {"grade": "A", "warranty_days": 90},
         **fields,
     }
-    with db.transaction() as s:
+    with session_scope(db) as s:
         user = s.get(m.User, owner.id)
         assert user is not None
         return listings.create_listing(s, user, body, datetime.now(UTC)).id

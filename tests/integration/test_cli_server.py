@@ -15,11 +15,13 @@ import typer
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from dealroom.cli_server import head_revision, register
+from dealroom.cli.server import register
 from dealroom.config import get_config
 from dealroom.db import models as m
+from dealroom.db.migrate import head_revision
 from dealroom.db.session import Database, make_engine
 from dealroom.services import accounts, audit
+from dealroom.services.uow import session_scope
 
 
 @pytest.fixture
@@ -72,7 +74,7 @@ def test_db_upgrade_migrates_an_empty_database_then_says_it_is_at_head(
     assert again.exit_code == 0
     assert f"already at revision {head}" in again.output
     db = database(db_url)
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         assert s.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
     db.engine.dispose()
 
@@ -89,7 +91,7 @@ def test_users_add_creates_an_admin_who_can_sign_in(
     assert r.exit_code == 0, r.output
     assert "added dana@dealroom.example (admin)" in r.output
     db = database(db_url)
-    with db.transaction() as s:
+    with session_scope(db) as s:
         user = accounts.authenticate(s, "dana@dealroom.example", "first admin pass")
         assert user.roles == ["admin"]
         assert user.organization == "Dealroom"
@@ -146,7 +148,7 @@ def test_demo_builds_users_listings_and_deals_in_all_four_processes(
     assert "http://127.0.0.1:8123" in r.output
 
     db = database(f"sqlite:///{path}")
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         users = s.execute(select(m.User)).scalars().all()
         assert len(users) == 8
         assert sum("admin" in u.roles for u in users) == 1
@@ -181,7 +183,7 @@ def test_demo_starts_fresh_each_run(
         r = invoke(runner, cli, "demo", "--no-serve", "--db", str(path))
         assert r.exit_code == 0, r.output
     db = database(f"sqlite:///{path}")
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         assert len(s.execute(select(m.User)).scalars().all()) == 8
     db.engine.dispose()
 
@@ -228,7 +230,7 @@ def demo_db(demo_file: Path, db_url: str) -> Iterator[Database]:
 
 
 def first_deal(db: Database, process: str = "rfq") -> m.Deal:
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         return s.execute(
             select(m.Deal).where(m.Deal.process_name == process, m.Deal.state == "accepted")
         ).scalar_one()
@@ -237,7 +239,7 @@ def first_deal(db: Database, process: str = "rfq") -> m.Deal:
 def test_audit_verify_every_demo_deal_by_ref_and_by_id(
     runner: CliRunner, cli: typer.Typer, demo_db: Database
 ) -> None:
-    with demo_db.transaction(write=False) as s:
+    with session_scope(demo_db, write=False) as s:
         deals = [(d.id, d.ref) for d in s.execute(select(m.Deal)).scalars()]
     assert len(deals) == 9
     for _deal_id, ref in deals:
@@ -254,7 +256,7 @@ def test_audit_verify_names_the_first_tampered_event(
     runner: CliRunner, cli: typer.Typer, demo_db: Database
 ) -> None:
     deal = first_deal(demo_db)
-    with demo_db.transaction() as s:
+    with session_scope(demo_db) as s:
         s.execute(
             text("UPDATE events SET payload = :p WHERE deal_id = :d AND seq = 2"),
             {"p": json.dumps({"transition": "send-quote", "terms": {"unit_price": "1.00"}}),
@@ -295,7 +297,7 @@ def test_audit_export_csv_to_a_file(
     r = invoke(runner, cli, "audit", "export", deal.id, "--format", "csv", "--output", str(out))
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
-    with demo_db.transaction(write=False) as s:
+    with session_scope(demo_db, write=False) as s:
         count = len(list(audit.deal_events(s, deal.id)))
     assert len(rows) == count
     assert rows[0]["seq"] == "1"

@@ -33,7 +33,7 @@ from dealroom.db.session import Database, make_engine
 from dealroom.domain.engine import Payload
 from dealroom.security import hash_password, issue_token
 from dealroom.services import deals
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import UnitOfWork, session_scope, transaction
 
 PG_URL = os.environ.get("DEALROOM_TEST_DATABASE_URL")
 SECRET = "dealroom-multiprocess-signing-key-32-bytes-at-least"
@@ -149,7 +149,7 @@ class Person:
 
 
 def add_person(db: Database, email: str, now: datetime) -> Person:
-    with db.transaction() as s:
+    with session_scope(db) as s:
         existing = s.execute(select(m.User).where(m.User.email == email)).scalar_one_or_none()
         if existing is None:
             existing = m.User(email=email, name=email.split("@")[0].title(),
@@ -178,11 +178,11 @@ def room(database: tuple[Database, str]) -> Room:
     config = Config(database_url="unused", secret_key=SECRET)
 
     def tx(fn: Callable[[UnitOfWork, m.User, m.User], Any]) -> Any:
-        with db.transaction() as s:
-            b, sl = s.get(m.User, buyer.id), s.get(m.User, seller.id)
+        with transaction(db, config=config) as uow:
+            b, sl = uow.session.get(m.User, buyer.id), uow.session.get(m.User, seller.id)
             assert b is not None
             assert sl is not None
-            return fn(UnitOfWork(session=s, now=datetime.now(UTC), config=config), b, sl)
+            return fn(uow, b, sl)
 
     def listing(uow: UnitOfWork, _b: m.User, sl: m.User) -> str:
         row = m.Listing(owner_id=sl.id, title="Industrial bearings", currency="SAR",

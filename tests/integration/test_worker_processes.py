@@ -32,7 +32,7 @@ from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
 from dealroom.services import audit, deals, preferences
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import session_scope, transaction
 from people import TEST_SECRET, add_user
 
 pytestmark = [
@@ -60,8 +60,8 @@ def database(tmp_path: Path) -> Iterator[Database]:
 def open_template(db: Database) -> str:
     buyer = add_user(db, T0, "buyer@acme.test")
     seller = add_user(db, T0, "seller@parts.test")
-    with db.transaction() as s:
-        uow = UnitOfWork(session=s, now=T0, config=CONFIG)
+    with transaction(db, now=T0, config=CONFIG) as uow:
+        s = uow.session
         for person in (buyer, seller):
             # This test is about timers; the 20,000 timeout emails have tests of their own.
             preferences.update(uow, s.get(m.User, person.id), email="off")  # type: ignore[arg-type]
@@ -83,7 +83,7 @@ def _row(obj: Any, *, skip: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def clone(db: Database, template_id: str, copies: int) -> list[str]:
     """`copies` more deals like the template, each a valid deal with its own chain."""
-    with db.transaction() as s:
+    with session_scope(db) as s:
         deal = s.get(m.Deal, template_id)
         assert deal is not None
         events = list(audit.deal_events(s, template_id))

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from dealroom.db import models as m
 from dealroom.security import issue_token
 from dealroom.services.audit import verify_deal
+from dealroom.services.uow import session_scope
 from people import TEST_SECRET, add_user
 
 EDN = (
@@ -163,7 +164,7 @@ def test_bad_tokens_are_refused_with_401(world: World, kind: str, path: str) -> 
 def test_token_of_a_deleted_user_is_refused(world: World) -> None:
     gone = add_user(world.db, T0, "gone@x.test")
     assert world.client.get("/v1/me", headers=gone.headers).status_code == 200
-    with world.db.transaction() as s:
+    with session_scope(world.db) as s:
         s.execute(delete(m.User).where(m.User.id == gone.id))
     assert world.client.get("/v1/me", headers=gone.headers).status_code == 401
 
@@ -177,7 +178,7 @@ def test_a_tampered_event_fails_verify_at_its_exact_sequence(world: World, field
     for i in range(3):
         world.client.post(f"/v1/deals/{deal['id']}/messages", headers=world.buyer.headers, json={"body": f"m{i}"})  # fmt: skip
     target = 3
-    with world.db.transaction() as s:
+    with session_scope(world.db) as s:
         e = s.execute(select(m.Event).where(m.Event.deal_id == deal["id"], m.Event.seq == target)).scalar_one()  # fmt: skip
         new = {"payload": {**e.payload, "body": "rewritten"}, "to_state": "accepted",
                "actor_id": world.outsider.id, "created_at": e.created_at + timedelta(seconds=1)}[field]  # fmt: skip

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import factories
 from dealroom.cli import app
-from dealroom.cli_process import (
+from dealroom.cli.process import (
     SETTING_RULES,
     UnknownProcessError,
     import_process,
@@ -21,12 +21,13 @@ from dealroom.cli_process import (
 )
 from dealroom.db.models import StoredProcess
 from dealroom.db.session import Database, make_engine
-from dealroom.demo_engine import walk
+from dealroom.demo.walk import walk
 from dealroom.domain.engine import Payload, fire
 from dealroom.domain.loader import load_text
 from dealroom.domain.model import ACTIONS
 from dealroom.domain.settings import Settings
 from dealroom.domain.timeexpr import ARG_TIMEPOINTS, SIMPLE_TIMEPOINTS
+from dealroom.services.uow import session_scope
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "processes.md"
@@ -85,7 +86,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def stored_rows(path: Path) -> list[StoredProcess]:
     engine = make_engine(f"sqlite:///{path}")
     try:
-        with Database(engine).transaction(write=False) as s:
+        with session_scope(Database(engine), write=False) as s:
             query = select(StoredProcess).order_by(StoredProcess.name, StoredProcess.version)
             return list(s.execute(query).scalars())
     finally:
@@ -242,7 +243,7 @@ def test_a_stored_definition_that_no_longer_loads_is_listed_as_such_and_show_nam
 ):
     assert import_process(write(tmp_path, "sample.toml", doc_example()), "sample").version == 1
     engine = make_engine(f"sqlite:///{db}")
-    with Database(engine).transaction() as s:  # as if the loader had grown stricter since
+    with session_scope(Database(engine)) as s:  # as if the loader had grown stricter since
         s.add(StoredProcess(name="broken", version=1, source_format="toml",
                             definition=BROKEN_TOML, created_at=factories.T0))  # fmt: skip
     engine.dispose()
@@ -353,7 +354,7 @@ def test_a_running_server_uses_an_import_at_once(db: Path, tmp_path: Path):
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
     database = Database(engine)
-    with database.transaction() as s:
+    with session_scope(database) as s:
         accounts.create_user(
             s, email="ops@example.com", name="Ops", password="correct horse", now=factories.T0
         )
@@ -381,7 +382,7 @@ def test_import_into_a_postgresql_database_behind_the_head_revision_asks_for_db_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("DEALROOM_DATABASE_URL", "postgresql://u:secret@127.0.0.1:1/dealroom")
-    monkeypatch.setattr("dealroom.cli_process.current_revision", lambda engine: "0001")
+    monkeypatch.setattr("dealroom.cli.process.current_revision", lambda engine: "0001")
     source = write(tmp_path, "sample.toml", doc_example())
     result = runner.invoke(app, ["process", "import", str(source), "--name", "sample"])
     assert result.exit_code == 1

@@ -8,8 +8,8 @@ import pytest
 
 from dealroom.domain.loader import load_text
 from dealroom.domain.model import Process
-from dealroom.graph import mermaid
 from dealroom.processes import BUILTIN, builtin
+from dealroom.processes.graph import mermaid
 
 TINY = """
 [process]

@@ -33,7 +33,7 @@ from dealroom.domain.errors import (
 )
 from dealroom.domain.loader import from_mapping, load_text
 from dealroom.domain.model import Process, is_known_action
-from dealroom.sharetribe import (
+from dealroom.processes.sharetribe import (
     EdnFormError,
     edn_time_expression,
     import_edn,

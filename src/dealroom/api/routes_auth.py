@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dealroom.api.deps import UoW
 from dealroom.api.schemas_accounts import TokenCreate, TokenRead, UserRead
+from dealroom.edge.uow import UoW
 from dealroom.security import issue_token, signing_key
 from dealroom.services import accounts
 

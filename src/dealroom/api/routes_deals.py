@@ -21,15 +21,18 @@ from sqlalchemy import and_, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from dealroom.api import schemas_deals as sc
-from dealroom.api.deps import Caller, CurrentUser, UoW, idempotent, in_one_trip
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
 from dealroom.domain.errors import InvalidRequest
 from dealroom.domain.quotes import diff
+from dealroom.edge.caller import CurrentUser
+from dealroom.edge.idempotency import idempotent, in_one_trip
+from dealroom.edge.uow import UoW, answer, json_response
 from dealroom.services import audit, deals, views
+from dealroom.services.accounts import Caller
 from dealroom.services.processes import get_process
-from dealroom.services.uow import UnitOfWork, to_json
+from dealroom.services.uow import UnitOfWork, session_scope
 
 router = APIRouter(prefix="/v1/deals", tags=["deals"])
 
@@ -92,10 +95,6 @@ def idempotent_write(
 
 
 # --- rendering ----------------------------------------------------------------------------
-
-
-def _json(payload: Any, status_code: int = 200) -> Response:
-    return Response(to_json(payload), status_code=status_code, media_type="application/json")
 
 
 def _render(uow: UnitOfWork, result: deals.DealResult, *, version: int | None = None) -> Any:
@@ -192,7 +191,7 @@ async def create_deal(
     def open_it(uow: UnitOfWork, caller: Caller) -> Response:
         result = deals.open_deal(
             uow,
-            caller.user(uow),
+            caller.user(uow.session),
             listing_id=body.listing_id,
             transition=body.transition,
             process_name=body.process,
@@ -201,8 +200,8 @@ async def create_deal(
             dry_run=dry_run,
         )
         if dry_run:
-            return _json({**_render(uow, result), "dry_run": True})
-        return uow.remember(_render(uow, result), 201)
+            return json_response({**_render(uow, result), "dry_run": True})
+        return answer(uow, _render(uow, result), 201)
 
     raw = await request.body()
     return await run_in_threadpool(in_one_trip, request, raw, open_it, replayable=not dry_run)
@@ -248,7 +247,7 @@ def list_deals(
     rows = list(uow.session.scalars(stmt))
     page, more = rows[:limit], len(rows) > limit
     next_cursor = _encode_cursor(page[-1].updated_at, page[-1].id) if more else None
-    return _json({"items": _list_items(uow, user, page), "next_cursor": next_cursor})
+    return json_response({"items": _list_items(uow, user, page), "next_cursor": next_cursor})
 
 
 def _list_items(uow: UnitOfWork, user: m.User, rows: list[m.Deal]) -> list[dict[str, Any]]:
@@ -307,7 +306,7 @@ def _viewer_role(deal: m.Deal, user: m.User) -> str:
     responses=READ,
 )
 def read_deal(deal_id: str, uow: UoW, user: CurrentUser) -> Response:
-    return _json(_render(uow, _read_deal(uow, user, deal_id)))
+    return json_response(_render(uow, _read_deal(uow, user, deal_id)))
 
 
 @router.post(
@@ -330,8 +329,7 @@ async def fire_transition(
     def move(uow: UnitOfWork, caller: Caller) -> Response:
         result = deals.fire_transition_as(
             uow,
-            caller.id,
-            caller.user,
+            caller,
             deal_id=deal_id,
             name=body.name,
             expected_version=body.expected_version,
@@ -340,8 +338,8 @@ async def fire_transition(
         )
         if dry_run:
             would_be = _render(uow, result, version=result.deal.version + 1)
-            return _json({**would_be, "dry_run": True})
-        return uow.remember(_render(uow, result), 200)
+            return json_response({**would_be, "dry_run": True})
+        return answer(uow, _render(uow, result), 200)
 
     raw = await request.body()
     return await run_in_threadpool(in_one_trip, request, raw, move, replayable=not dry_run)
@@ -360,7 +358,7 @@ async def fire_transition(
 def list_quotes(deal_id: str, uow: UoW, user: CurrentUser) -> Response:
     deal, _ = deals.get_deal(uow.session, deal_id, user)
     rows = deals.load_versions(uow.session, deal.id)
-    return _json({"items": [deals.version_of(v).to_json() for v in rows]})
+    return json_response({"items": [deals.version_of(v).to_json() for v in rows]})
 
 
 @router.get(
@@ -389,7 +387,7 @@ def diff_quotes(
                 rule="VERSION",
             )
     change = diff(deals.version_of(rows[from_version]), deals.version_of(rows[to_version]))
-    return _json(change.to_json())
+    return json_response(change.to_json())
 
 
 # --- messages -----------------------------------------------------------------------------
@@ -429,7 +427,7 @@ def list_messages(
     rows = list(uow.session.scalars(stmt))
     page, more = rows[:limit], len(rows) > limit
     next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if more else None
-    return _json({"items": [_message_json(x) for x in page], "next_cursor": next_cursor})
+    return json_response({"items": [_message_json(x) for x in page], "next_cursor": next_cursor})
 
 
 @router.post(
@@ -444,7 +442,7 @@ def list_messages(
 )
 def post_message(deal_id: str, body: sc.MessageCreate, uow: UoW, user: CurrentUser) -> Response:
     msg = deals.post_message(uow, user, deal_id=deal_id, body=body.body)
-    return uow.remember(_message_json(msg), 201)
+    return answer(uow, _message_json(msg), 201)
 
 
 # --- audit trail --------------------------------------------------------------------------
@@ -474,7 +472,7 @@ def list_events(
         )
     )
     page = rows[:limit]
-    return _json(
+    return json_response(
         {
             "items": [audit.event_json(e) for e in page],
             "next_after": page[-1].seq if page else after,
@@ -493,7 +491,7 @@ def list_events(
 )
 def verify_audit(deal_id: str, uow: UoW, user: CurrentUser) -> Response:
     deal, _ = deals.get_deal(uow.session, deal_id, user)
-    return _json(audit.verify_deal(uow.session, deal).to_json())
+    return json_response(audit.verify_deal(uow.session, deal).to_json())
 
 
 EXPORT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8"}
@@ -537,7 +535,7 @@ def export_audit(
 
 def _export(db: Database, deal_id: str, fmt: str) -> Iterator[str]:
     """Stream from a session of its own: the request's unit of work has ended by now."""
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         if not db.is_sqlite:
             # The verification and the events come from one snapshot.
             s.connection(execution_options={"isolation_level": "REPEATABLE READ"})

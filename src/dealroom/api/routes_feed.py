@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 
-from dealroom.api.deps import CurrentUser, UoW
-from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_accounts import FeedEventRead, FeedPage
 from dealroom.db import models as m
+from dealroom.edge.caller import CurrentUser
+from dealroom.edge.problems import NEEDS_TOKEN
+from dealroom.edge.uow import UoW
 from dealroom.services.audit import event_json
 from dealroom.services.deals import STAFF_ROLES
 

@@ -7,8 +7,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from dealroom.api.deps import CurrentUser, Idempotent, UoW
-from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_accounts import (
     Kind,
     ListingCreate,
@@ -18,6 +16,10 @@ from dealroom.api.schemas_accounts import (
     SaleMode,
 )
 from dealroom.db import models as m
+from dealroom.edge.caller import CurrentUser
+from dealroom.edge.idempotency import Idempotent
+from dealroom.edge.problems import NEEDS_TOKEN
+from dealroom.edge.uow import UoW, answer
 from dealroom.services import deals, listings
 
 router = APIRouter(prefix="/v1/listings", tags=["listings"], responses=NEEDS_TOKEN)
@@ -38,7 +40,7 @@ def create_listing(body: ListingCreate, uow: UoW, user: CurrentUser) -> Response
     """Publish a listing owned by the caller. `process` defaults to `market`; `rules`
     override the process's rule settings for deals on this listing."""
     row = listings.create_listing(uow.session, user, body.model_dump(), uow.now)
-    return uow.remember(listing_read(row, 0).model_dump(mode="json"), 201)
+    return answer(uow, listing_read(row, 0).model_dump(mode="json"), 201)
 
 
 @router.get("", response_model=ListingPage)
@@ -95,4 +97,4 @@ def update_listing(listing_id: str, body: ListingUpdate, uow: UoW, user: Current
     stay as they were; `status: closed` (or `paused`) stops new deals."""
     row = listings.update_listing(uow.session, user, listing_id, body.changes(), uow.now)
     count = deals.offer_counts(uow.session, [row.id]).get(row.id, 0)
-    return uow.remember(listing_read(row, count).model_dump(mode="json"))
+    return answer(uow, listing_read(row, count).model_dump(mode="json"))

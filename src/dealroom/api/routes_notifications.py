@@ -8,14 +8,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from dealroom.api.deps import CurrentUser, UoW
-from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_notifications import (
     NotificationPage,
     NotificationRead,
     NotificationsReadCreate,
     UnreadCountRead,
 )
+from dealroom.edge.caller import CurrentUser
+from dealroom.edge.problems import NEEDS_TOKEN
+from dealroom.edge.uow import UoW
 from dealroom.services import bell
 
 router = APIRouter(prefix="/v1/me", tags=["notifications"], responses=NEEDS_TOKEN)

@@ -28,7 +28,8 @@ from dealroom.api.schemas_accounts import HealthRead
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.errors import Unavailable
-from dealroom.outbox import OutboxItem
+from dealroom.services.outbox import OutboxItem
+from dealroom.services.uow import session_scope
 
 log = logging.getLogger("dealroom.metrics")
 
@@ -99,7 +100,7 @@ class DatabaseCollector(Collector):
             if self._cached is not None and now - self._cached[0] < SCRAPE_CACHE_SECONDS:
                 return self._cached[1], self._cached[2]
             db: Database = self.app.state.db
-            with db.transaction(write=False) as s:
+            with session_scope(db, write=False) as s:
                 rows = s.execute(
                     select(m.Deal.process_name, m.Deal.state, func.count()).group_by(
                         m.Deal.process_name, m.Deal.state

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from dealroom.api.deps import CurrentUser, Idempotent, UoW
-from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_notify import PreferencesRead, PreferencesUpdate
+from dealroom.edge.caller import CurrentUser
+from dealroom.edge.idempotency import Idempotent
+from dealroom.edge.problems import NEEDS_TOKEN
+from dealroom.edge.uow import UoW, answer
 from dealroom.services import preferences
 
 router = APIRouter(prefix="/v1", tags=["notifications"], responses=NEEDS_TOKEN)
@@ -36,4 +38,4 @@ def put_preferences(body: PreferencesUpdate, uow: UoW, user: CurrentUser) -> Res
     updated = preferences.update(
         uow, user, email=body.email, digest_hour=body.digest_hour, timezone=body.timezone
     )
-    return uow.remember(_read(updated).model_dump(mode="json"))
+    return answer(uow, _read(updated).model_dump(mode="json"))

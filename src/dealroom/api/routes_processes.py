@@ -11,8 +11,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from dealroom import processes as builtins
-from dealroom.api.deps import CurrentUser, Idempotent, UoW, require_role
-from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_accounts import (
     NotificationRead,
     ProcessCreate,
@@ -24,6 +22,10 @@ from dealroom.api.schemas_accounts import (
 )
 from dealroom.domain.errors import FieldProblem, InvalidRequest, ProcessError
 from dealroom.domain.model import Process
+from dealroom.edge.caller import CurrentUser, require_role
+from dealroom.edge.idempotency import Idempotent
+from dealroom.edge.problems import NEEDS_TOKEN
+from dealroom.edge.uow import UoW, answer
 from dealroom.services import processes
 
 router = APIRouter(prefix="/v1/processes", tags=["processes"], responses=NEEDS_TOKEN)
@@ -128,7 +130,7 @@ def import_process(body: ProcessCreate, uow: UoW, user: CurrentUser) -> Response
     text = body.definition
     try:
         if body.format == "edn":
-            from dealroom.sharetribe import parse_edn, to_toml
+            from dealroom.processes.sharetribe import parse_edn, to_toml
 
             mapping = parse_edn(text, "process.edn", name=body.name)
             text = to_toml(mapping, header="Imported from a Sharetribe process.edn.")
@@ -137,4 +139,4 @@ def import_process(body: ProcessCreate, uow: UoW, user: CurrentUser) -> Response
         raise _refused(exc) from None
     except ValueError as exc:  # a form the EDN converter does not know
         raise InvalidRequest(str(exc), rule="PROCESS", field="definition") from None
-    return uow.remember(process_read(stored).model_dump(mode="json", by_alias=True), 201)
+    return answer(uow, process_read(stored).model_dump(mode="json", by_alias=True), 201)

@@ -17,7 +17,7 @@ closes; sign in again and reconnect with the last id.
 
 No gap and no repeat across the replay/live boundary: the stream subscribes to the hub
 first, then reads the past, then drops every live item at or before the position already
-sent. Events reach the hub in feed order (`dealroom.realtime`), and a deal's `seq` has no
+sent. Events reach the hub in feed order (`dealroom.realtime.hub`), and a deal's `seq` has no
 holes, so a deal stream that sees a jump re-reads the missing events from the database.
 """
 
@@ -36,16 +36,18 @@ from fastapi import APIRouter, Header, Query, Request
 from sqlalchemy import func, or_, select
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from dealroom.api.deps import CurrentUser, UoW, _bearer
 from dealroom.clock import Clock
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.errors import InvalidRequest, NotAuthenticated, Unavailable
-from dealroom.realtime import READ_BATCH, Hub, RealtimeBroker
+from dealroom.edge.caller import CurrentUser, bearer
+from dealroom.edge.uow import UoW
+from dealroom.realtime.brokers import RealtimeBroker
+from dealroom.realtime.hub import READ_BATCH, Hub
 from dealroom.security import read_token, signing_key
 from dealroom.services import bell, deals
 from dealroom.services.audit import event_json
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import UnitOfWork, session_scope
 
 router = APIRouter(tags=["streams"])
 log = logging.getLogger("dealroom.realtime")
@@ -109,7 +111,7 @@ def _hub(request: Request) -> Hub:
 
 def _seconds_left(request: Request, uow: UnitOfWork) -> float:
     """How long the caller's token stays valid: the stream ends then."""
-    token = _bearer(request)
+    token = bearer(request)
     if token is None:
         raise NotAuthenticated("Sign in first.", rule="AUTH")
     claims = read_token(signing_key(uow.session, uow.config.secret_key), token, now=uow.now)
@@ -246,13 +248,13 @@ class DealStream:
                 return
 
     def _head(self) -> int:
-        with self.db.transaction(write=False) as s:
+        with session_scope(self.db, write=False) as s:
             return int(
                 s.execute(select(m.Deal.last_seq).where(m.Deal.id == self.deal_id)).scalar_one()
             )
 
     def _read(self) -> list[tuple[int, str]]:
-        with self.db.transaction(write=False) as s:
+        with session_scope(self.db, write=False) as s:
             rows = s.scalars(
                 select(m.Event)
                 .where(m.Event.deal_id == self.deal_id, m.Event.seq > (self.last or 0))
@@ -399,12 +401,12 @@ class MyStream:
                 return
 
     def _heads(self) -> tuple[int, int]:
-        with self.db.transaction(write=False) as s:
+        with session_scope(self.db, write=False) as s:
             feed = s.execute(select(m.Event.feed_seq).order_by(m.Event.feed_seq.desc()).limit(1))
             return int(feed.scalar_one_or_none() or 0), bell.head(s, self.user_id)
 
     def _read(self) -> tuple[list[dict[str, Any]], list[m.Notification]]:
-        with self.db.transaction(write=False) as s:
+        with session_scope(self.db, write=False) as s:
             # The bell first: the events of every notification read are then read too.
             notes = bell.after(s, self.user_id, self.bell, limit=READ_BATCH)
             stmt = select(m.Event).where(m.Event.feed_seq > self.feed)
@@ -422,5 +424,5 @@ class MyStream:
         await _in_thread(self._write_seen, ids)
 
     def _write_seen(self, ids: list[int]) -> None:
-        with self.db.transaction() as s:
+        with session_scope(self.db) as s:
             bell.mark_seen_live(s, ids, self.clock.now())

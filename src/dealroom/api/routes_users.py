@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from dealroom.api.deps import CurrentUser, Idempotent, UoW, require_role
-from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_accounts import PublicProfileRead, TrustRead, UserCreate, UserRead
+from dealroom.edge.caller import CurrentUser, require_role
+from dealroom.edge.idempotency import Idempotent
+from dealroom.edge.problems import NEEDS_TOKEN
+from dealroom.edge.uow import UoW, answer
 from dealroom.services import accounts
 from dealroom.services.trust import trust_profile
 
@@ -39,7 +41,7 @@ def create_user(body: UserCreate, uow: UoW, user: CurrentUser) -> Response:
         plan=body.plan,
         timezone=body.timezone,
     )
-    return uow.remember(UserRead.model_validate(created).model_dump(mode="json"), 201)
+    return answer(uow, UserRead.model_validate(created).model_dump(mode="json"), 201)
 
 
 @router.get("/me", response_model=UserRead)

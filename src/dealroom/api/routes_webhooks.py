@@ -7,8 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from dealroom.api.deps import CurrentUser, Idempotent, UoW, require_role
-from dealroom.api.problems import NEEDS_TOKEN
 from dealroom.api.schemas_notify import (
     DeliveryPage,
     DeliveryRead,
@@ -19,6 +17,10 @@ from dealroom.api.schemas_notify import (
     WebhookRead,
 )
 from dealroom.domain.errors import InvalidRequest
+from dealroom.edge.caller import CurrentUser, require_role
+from dealroom.edge.idempotency import Idempotent
+from dealroom.edge.problems import NEEDS_TOKEN
+from dealroom.edge.uow import UoW, answer
 from dealroom.notify import webhooks
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=NEEDS_TOKEN)
@@ -45,7 +47,7 @@ def create_webhook(body: WebhookCreate, uow: UoW, user: CurrentUser) -> Response
     created = WebhookCreated(
         id=hook.id, url=hook.url, events=hook.events, created_at=hook.created_at, secret=hook.secret
     )
-    return uow.remember(created.model_dump(mode="json"), 201)
+    return answer(uow, created.model_dump(mode="json"), 201)
 
 
 @router.get("/webhooks", response_model=WebhookList, responses=FORBIDDEN)

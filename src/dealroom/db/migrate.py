@@ -1,4 +1,5 @@
-"""Apply Alembic migrations from code (`dealroom db upgrade`, the demo, `serve` on SQLite)."""
+"""Apply Alembic migrations from code (`dealroom db upgrade`, the demo, `serve` on SQLite),
+and read which revision a database is at."""
 
 from __future__ import annotations
 
@@ -19,3 +20,22 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> str | None:
+    """Apply every migration; answer the revision the database is at."""
+    upgrade(engine)
+    return current_revision(engine)

@@ -10,14 +10,12 @@ after a few more runs PostgreSQL keeps one plan for it instead of planning every
 deal's read joins nine tables and costs PostgreSQL 3-4 ms of CPU to plan). Two things keep
 those plans: the pool hands out the connection used last (LIFO), so the few busy
 connections are the warm ones; and a transaction that only read ends with COMMIT
-(`Database.transaction`), because psycopg forgets every statement it prepared on a
+(`services.uow.transaction`), because psycopg forgets every statement it prepared on a
 connection when that connection rolls back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,20 +81,8 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     def session(self, *, write: bool = True) -> Session:
-        """A session for the caller to end: commit it, even after reading only (closing
-        a session with a transaction open rolls it back, which costs the connection its
-        prepared statements on PostgreSQL). `transaction` does that."""
+        """A new session. Open it through `services.uow.transaction()` (or
+        `session_scope`), the one commit path: it commits even a transaction that only
+        read (closing a session with a transaction open rolls it back, which costs the
+        connection its prepared statements on PostgreSQL)."""
         return (self._write if write else self._read)()
-
-    @contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[Session]:
-        """A session committed on success, reads included, and rolled back on any error."""
-        session = self.session(write=write)
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()

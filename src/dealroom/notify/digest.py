@@ -39,6 +39,7 @@ from dealroom.notify.email import (
     party,
     zone,
 )
+from dealroom.services.uow import session_scope
 
 #: At most this many bell items go into one digest (the rest wait for the next one).
 MAX_ITEMS = 2000
@@ -123,7 +124,7 @@ def _claim(session: Session, now: datetime) -> m.UserPreference | None:
 
 def compose_one(db: Database, config: Config, now: datetime) -> str:
     """Claim one user whose digest is due and queue it. Returns 'queued', 'empty' or 'none'."""
-    with db.transaction() as session:
+    with session_scope(db) as session:
         pref = _claim(session, now)
         if pref is None:
             return "none"
@@ -158,7 +159,7 @@ def compose_one(db: Database, config: Config, now: datetime) -> str:
 
 def compose_due(db: Database, config: Config, now: datetime) -> int:
     """Queue every digest due at `now`; the email pass sends them."""
-    with db.transaction(write=False) as s:  # most passes find nothing: no write lock for that
+    with session_scope(db, write=False) as s:  # most passes find nothing: no write lock for that
         due = s.scalar(
             select(m.UserPreference.user_id)
             .where(m.UserPreference.email == "digest", m.UserPreference.next_digest_at <= now)

@@ -53,7 +53,7 @@ from dealroom.db.session import Database
 from dealroom.domain.quotes import at_least_cents
 from dealroom.notify import retry_at
 from dealroom.services import audit
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import UnitOfWork, session_scope
 
 log = logging.getLogger("dealroom.email")
 
@@ -529,22 +529,19 @@ def _file_name(row: m.EmailOutbox) -> str:
 def send_one(db: Database, config: Config, now: datetime, transport: Transport) -> str:
     """Claim, render, send and mark one due email in one transaction. Returns 'sent',
     'retrying', 'failed', 'skipped', 'down' (server unreachable) or 'none'."""
-    session = db.session(write=True)
-    try:
+    with session_scope(db) as session:
         row = _claim(session, now)
         if row is None:
-            session.commit()  # it only read: COMMIT keeps the prepared statements (db/session.py)
+            # it only read: the commit keeps the prepared statements (db/session.py)
             return "none"
         try:
             rendered = render_row(session, config, row)
         except Exception as exc:  # a template or data bug: retrying will not help
             log.exception("email %s could not be rendered", row.id)
             row.status, row.last_error = "failed", f"render: {type(exc).__name__}: {exc}"[:2000]
-            session.commit()
             return "failed"
         if rendered is None:
             row.status = "skipped"
-            session.commit()
             return "skipped"
         row.attempts += 1
         row.to_address, row.subject = rendered.to[:320], rendered.subject
@@ -561,18 +558,11 @@ def send_one(db: Database, config: Config, now: datetime, transport: Transport) 
                 log.warning("email %s to %s failed for good: %s", row.id, row.user_id, exc)
             else:
                 row.next_attempt_at = again
-            session.commit()
             if isinstance(exc, TransportDown):
                 return "down"
             return "failed" if again is None else "retrying"
         row.status, row.sent_at, row.last_error = "sent", now, None
-        session.commit()
         return "sent"
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def send_due(
@@ -586,7 +576,7 @@ def send_due(
     """Send every email due at `now`; stop early when the server is down, or at the
     `time.monotonic()` instant `until` (what is left is `EmailPass.cut_short`)."""
     result = EmailPass()
-    with db.transaction(write=False) as s:  # most passes find nothing: no write lock for that
+    with session_scope(db, write=False) as s:  # most passes find nothing: no write lock for that
         due = s.scalar(
             select(m.EmailOutbox.id)
             .where(m.EmailOutbox.status == "pending", m.EmailOutbox.next_attempt_at <= now)

@@ -44,7 +44,7 @@ from dealroom.db.session import Database
 from dealroom.domain.errors import NotFound
 from dealroom.notify import retry_at
 from dealroom.services.audit import event_json, iso
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import UnitOfWork, session_scope
 
 log = logging.getLogger("dealroom.webhooks")
 
@@ -151,7 +151,7 @@ def deliveries(
 def _fan_out_one(db: Database, webhook_id: str, now: datetime) -> tuple[int, bool]:
     """Turn one batch of new events into deliveries for one endpoint. Returns how many
     deliveries were made and whether more events may follow."""
-    with db.transaction() as s:
+    with session_scope(db) as s:
         hook = s.execute(
             select(m.Webhook)
             .where(m.Webhook.id == webhook_id, m.Webhook.deleted_at.is_(None))
@@ -184,7 +184,7 @@ def _fan_out_one(db: Database, webhook_id: str, now: datetime) -> tuple[int, boo
 
 def fan_out(db: Database, now: datetime) -> int:
     """Make deliveries for every endpoint from the events committed since its cursor."""
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         head = s.scalar(select(func.coalesce(func.max(m.Event.feed_seq), 0)))
         ids = list(
             s.scalars(
@@ -229,17 +229,15 @@ def _claim(session: Session, now: datetime) -> m.WebhookDelivery | None:
 def deliver_one(db: Database, now: datetime, client: httpx.Client) -> str:
     """Claim, POST and mark one due delivery in one transaction. Returns 'delivered',
     'retrying', 'failed', 'cancelled' or 'none'."""
-    session = db.session(write=True)
-    try:
+    with session_scope(db) as session:
         d = _claim(session, now)
         if d is None:
-            session.commit()  # it only read: COMMIT keeps the prepared statements (db/session.py)
+            # it only read: the commit keeps the prepared statements (db/session.py)
             return "none"
         hook = session.get(m.Webhook, d.webhook_id)
         event = session.scalar(select(m.Event).where(m.Event.feed_seq == d.feed_seq))
         if hook is None or hook.deleted_at is not None or event is None:
             d.status = "cancelled"
-            session.commit()
             return "cancelled"
         body = body_of(event)
         stamp = int(now.timestamp())
@@ -281,13 +279,7 @@ def deliver_one(db: Database, now: datetime, client: httpx.Client) -> str:
                 log.warning("webhook delivery %s to %s failed for good: %s", d.id, hook.url, error)
             else:
                 d.next_attempt_at, outcome = again, "retrying"
-        session.commit()
         return outcome
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def run(
@@ -296,7 +288,7 @@ def run(
     """Fan out new events, then deliver everything due at `now`, or what the time until
     the `time.monotonic()` instant `until` allows."""
     result = WebhookPass(created=fan_out(db, now))
-    with db.transaction(write=False) as s:
+    with session_scope(db, write=False) as s:
         due = s.scalar(
             select(m.WebhookDelivery.id)
             .where(m.WebhookDelivery.status == "pending", m.WebhookDelivery.next_attempt_at <= now)

@@ -6,6 +6,7 @@ Services flush, never commit: the request (or the command line) owns the transac
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -79,6 +80,32 @@ def create_user(
             session.flush()
     except IntegrityError:  # a concurrent request added the same email first
         raise Duplicate(f"A user with the email {address} already exists.", field="email") from None
+    return user
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a verified bearer token says is calling (the edge checks the token's signature
+    and expiry): the user's id and when the token was issued. The account behind it is
+    checked when its row is read (`vouch`), often together with the deal a move reads."""
+
+    id: str
+    issued_at: int
+
+    def user(self, session: Session, row: m.User | None = None) -> m.User:
+        """The caller's row (`row` if it was read already), vouched for."""
+        if row is None:
+            row = session.get(m.User, self.id)
+        return vouch(row, self.issued_at)
+
+
+def vouch(user: m.User | None, issued_at: int) -> m.User:
+    """The account behind a token: it must still exist and be older than the token (a
+    token issued before an account of the same id was created is not its)."""
+    if user is None or user.deleted_at is not None:
+        raise NotAuthenticated("The account behind this token no longer exists.", rule="AUTH")
+    if issued_at < int(user.created_at.timestamp()) - 1:
+        raise NotAuthenticated("The bearer token is not valid.", rule="AUTH")
     return user
 
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, func, insert, inspect, select, text
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy import Table, bindparam, func, insert, inspect, select, text
+from sqlalchemy.orm import Session
 
 from dealroom.db.models import Deal, Event
 
@@ -107,7 +107,8 @@ def published(session: Session, e: Event) -> dict[str, Any]:
 
 
 def number_feed(session: Session) -> None:
-    """Number and write what this transaction held back (run by every commit)."""
+    """Number and write what this transaction held back: the first step of the commit path
+    (`services.uow.UnitOfWork.commit`)."""
     held = session.info.pop(_HELD, None)
     if held is None or not (held.events or held.rows):
         return
@@ -194,14 +195,9 @@ def insert_rows(session: Session, rows: list[Any]) -> None:
         i = j
 
 
-def _forget(session: Session, transaction: SessionTransaction) -> None:
-    """A transaction that ends without committing (rollback, close) writes nothing held."""
-    if transaction.parent is None:
-        session.info.pop(_HELD, None)
-
-
-event.listen(Session, "before_commit", number_feed)
-event.listen(Session, "after_transaction_end", _forget)
+def forget_held(session: Session) -> None:
+    """Drop what the transaction held back (it rolls back: nothing of it is written)."""
+    session.info.pop(_HELD, None)
 
 
 def append(

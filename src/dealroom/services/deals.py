@@ -33,8 +33,9 @@ from dealroom.domain.errors import (
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion, Terms, at_least_cents
 from dealroom.domain.settings import Settings, SettingsError
-from dealroom.outbox import OutboxItem
 from dealroom.services import audit, fees, notifications
+from dealroom.services.accounts import Caller
+from dealroom.services.outbox import OutboxItem
 from dealroom.services.processes import get_process
 from dealroom.services.refs import next_ref
 from dealroom.services.uow import UnitOfWork
@@ -485,16 +486,15 @@ def fire_transition(
     payload: Payload,
     dry_run: bool = False,
 ) -> DealResult:
-    return fire_transition_as(
-        uow, user.id, lambda _uow, _row: user, deal_id=deal_id, name=name,
+    return _fire(
+        uow, user.id, lambda _row: user, deal_id=deal_id, name=name,
         expected_version=expected_version, payload=payload, dry_run=dry_run,
     )  # fmt: skip
 
 
 def fire_transition_as(
     uow: UnitOfWork,
-    user_id: str,
-    vouch: Callable[[UnitOfWork, m.User | None], m.User],
+    caller: Caller,
     *,
     deal_id: str,
     name: str,
@@ -502,12 +502,30 @@ def fire_transition_as(
     payload: Payload,
     dry_run: bool = False,
 ) -> DealResult:
-    """`fire_transition` for a caller known by id: `vouch(uow, row)` answers their user row
-    (checked), given the row the deal's read brought along, or None if it did not."""
+    """`fire_transition` for a caller known by a verified token: their row comes with the
+    deal's read when they are a party, and is vouched for before anything else is decided
+    (`accounts.Caller.user`), a missing deal included."""
+    return _fire(
+        uow, caller.id, lambda row: caller.user(uow.session, row), deal_id=deal_id, name=name,
+        expected_version=expected_version, payload=payload, dry_run=dry_run,
+    )  # fmt: skip
+
+
+def _fire(
+    uow: UnitOfWork,
+    user_id: str,
+    vouch: Callable[[m.User | None], m.User],
+    *,
+    deal_id: str,
+    name: str,
+    expected_version: int,
+    payload: Payload,
+    dry_run: bool,
+) -> DealResult:
     deal, around = _deal_view(uow.session, deal_id, lock=not dry_run)
     # The caller's row comes with the deal when they are a party; `vouch` checks it (or
     # reads it, for staff) before anything else is decided, a missing deal included.
-    user = vouch(uow, around.users.get(user_id) if deal is not None else None)
+    user = vouch(around.users.get(user_id) if deal is not None else None)
     if deal is None:
         raise NotFound("There is no such deal.", rule="VISIBILITY", deal_id=deal_id)
     role = role_in(deal, user)

@@ -12,8 +12,8 @@ from typing import Any
 
 from dealroom.db import models as m
 from dealroom.notify import email
-from dealroom.outbox import OutboxItem
 from dealroom.services import audit
+from dealroom.services.outbox import OutboxItem
 from dealroom.services.uow import UnitOfWork
 
 

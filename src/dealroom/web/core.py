@@ -123,7 +123,7 @@ def session_token(request: Request) -> str | None:
 
 def page_user(request: Request, uow: UnitOfWork) -> m.User | None:
     """The user behind the session cookie; None when signed out or the cookie is stale."""
-    from dealroom.api.deps import load_caller
+    from dealroom.edge.caller import load_caller
 
     token = session_token(request)
     if token is None:

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import or_, select
 
-from dealroom.api.deps import UoW
 from dealroom.db import models as m
 from dealroom.domain import engine
 from dealroom.domain.errors import BuyerBlocked, DealroomError, NotAuthenticated, NotFound
+from dealroom.edge.uow import UoW
 from dealroom.security import issue_token, signing_key
 from dealroom.services import accounts, bell, deals, listings
 from dealroom.services.processes import get_process
@@ -54,7 +54,7 @@ def safe_next(value: str | None) -> str:
 
 def demo_logins(uow: UnitOfWork) -> list[Any]:
     """The sample logins, when this database holds the demo's people."""
-    from dealroom import demo_data
+    from dealroom.demo import data as demo_data
 
     emails = [p.email for p in demo_data.PEOPLE]
     present = set(uow.session.scalars(select(m.User.email).where(m.User.email.in_(emails))))

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
 
-from dealroom.api.deps import UoW
 from dealroom.db import models as m
 from dealroom.domain.errors import DealroomError
+from dealroom.edge.uow import UoW
 from dealroom.services import audit, deals
 from dealroom.services.uow import UnitOfWork
 from dealroom.web import forms, room, timeline

@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dealroom.api.deps import Replay
 from dealroom.domain.errors import DealroomError
+from dealroom.edge.uow import Replay
 
 log = logging.getLogger("dealroom.api")
 

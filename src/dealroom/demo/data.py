@@ -19,7 +19,7 @@ from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
 from dealroom.services import accounts, deals, listings
-from dealroom.services.uow import UnitOfWork
+from dealroom.services.uow import session_scope, transaction
 
 
 @dataclass(frozen=True)
@@ -222,13 +222,8 @@ class Step:
 def steps(db: Database, config: Config, now: datetime, result: DemoResult) -> Iterator[Step]:
     """The demo, one step at a time (a progress bar counts them: see `step_count`)."""
 
-    def uow_at(session: Any, when: datetime) -> UnitOfWork:
-        return UnitOfWork(
-            session=session, now=when, config=config, ip="127.0.0.1", user_agent="dealroom-demo"
-        )
-
     def add_person(p: Person) -> None:
-        with db.transaction() as s:
+        with session_scope(db) as s:
             user = accounts.create_user(
                 s,
                 email=p.email,
@@ -245,7 +240,7 @@ def steps(db: Database, config: Config, now: datetime, result: DemoResult) -> It
         result.people.append(p)
 
     def add_listing(spec: ListingSpec) -> None:
-        with db.transaction() as s:
+        with session_scope(db) as s:
             owner = s.get(m.User, result.user_ids[spec.owner])
             assert owner is not None
             row = listings.create_listing(s, owner, spec.fields, now - timedelta(days=3))
@@ -261,10 +256,11 @@ def steps(db: Database, config: Config, now: datetime, result: DemoResult) -> It
             payload = Payload(
                 terms=move.terms, message=move.message, reason=move.reason, data=move.data
             )
-            with db.transaction() as s:
-                user = s.get(m.User, result.user_ids[move.who])
+            with transaction(
+                db, config=config, now=when, ip="127.0.0.1", user_agent="dealroom-demo"
+            ) as uow:
+                user = uow.session.get(m.User, result.user_ids[move.who])
                 assert user is not None
-                uow = uow_at(s, when)
                 if deal_id is None:
                     outcome = deals.open_deal(
                         uow,

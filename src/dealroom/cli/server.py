@@ -28,11 +28,13 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from dealroom.config import Config, get_config
 from dealroom.db import models as m
+from dealroom.db.migrate import current_revision, head_revision, migrate
 from dealroom.db.session import Database, make_engine
 from dealroom.domain.errors import Duplicate
+from dealroom.services.uow import session_scope
 
 if TYPE_CHECKING:
-    from dealroom.demo_data import DemoResult
+    from dealroom.demo.data import DemoResult
 
 DEMO_DB = "dealroom-demo.db"
 
@@ -58,29 +60,6 @@ def _fail(message: str, details: list[str] | None = None) -> NoReturn:
 
 def _safe_url(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
-
-
-def head_revision() -> str | None:
-    from alembic.script import ScriptDirectory
-
-    from dealroom.db.migrate import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-
-
-def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-def migrate(engine: Engine) -> str | None:
-    """Apply every migration; answer the revision the database is at."""
-    from dealroom.db.migrate import upgrade
-
-    upgrade(engine)
-    return current_revision(engine)
 
 
 @contextmanager
@@ -190,7 +169,7 @@ def demo(
     ] = False,
 ) -> None:
     """A fresh SQLite database with sample users, listings and deals, then the server."""
-    from dealroom import demo_data
+    from dealroom.demo import data as demo_data
 
     path = db.resolve()
     for suffix in ("", "-wal", "-shm", "-journal"):
@@ -321,7 +300,7 @@ def users_add(
         )
     with _database(get_config()) as database:
         try:
-            with database.transaction() as s:
+            with session_scope(database) as s:
                 user = accounts.create_user(
                     s,
                     email=body.email,
@@ -350,7 +329,7 @@ class ExportFormat(StrEnum):
 
 def _find_deal(database: Database, ref_or_id: str) -> m.Deal:
     key = ref_or_id.strip()
-    with database.transaction(write=False) as s:
+    with session_scope(database, write=False) as s:
         deal = s.execute(
             select(m.Deal).where((m.Deal.id == key) | (m.Deal.ref == key.upper()))
         ).scalar_one_or_none()
@@ -368,7 +347,7 @@ def audit_verify(
 
     with _database(get_config(), migrate_sqlite=False) as database:
         found = _find_deal(database, deal)
-        with database.transaction(write=False) as s:
+        with session_scope(database, write=False) as s:
             result = audit.verify_deal(s, found)
     out = _out()
     if result.valid:
@@ -398,7 +377,7 @@ def audit_export(
 
     with _database(get_config(), migrate_sqlite=False) as database:
         found = _find_deal(database, deal)
-        with database.transaction(write=False) as s:
+        with session_scope(database, write=False) as s:
             verification = audit.verify_deal(s, found)
             events = audit.deal_events(s, found.id)
             chunks = (

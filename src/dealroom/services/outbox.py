@@ -4,7 +4,7 @@ Services append to `UnitOfWork.outbox`; the edge lets the broker announce them i
 transaction just before COMMIT (`announce`: PostgreSQL's NOTIFY is delivered with the commit
 and dropped by a rollback), and hands them to the in-process subscribers only after a
 successful commit; a rollback drops them. In-process subscribers (metrics) get every
-item this process publishes, synchronously; a broker of `dealroom.realtime` also carries
+item this process publishes, synchronously; a broker of `dealroom.realtime.hub` also carries
 the items on to the live streams, in this process or, on PostgreSQL, in every API process.
 """
 

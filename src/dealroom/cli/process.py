@@ -31,8 +31,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from dealroom.cli_server import current_revision, head_revision
 from dealroom.config import from_env
+from dealroom.db.migrate import current_revision, head_revision, upgrade
 from dealroom.db.models import StoredProcess
 from dealroom.db.session import Database, make_engine
 from dealroom.domain.errors import Duplicate, NotFound, ProcessError, ProcessProblem
@@ -40,9 +40,10 @@ from dealroom.domain.loader import NAME_RE, from_mapping, load_text
 from dealroom.domain.model import Process, Transition
 from dealroom.domain.settings import Settings
 from dealroom.domain.timeexpr import Period
-from dealroom.graph import mermaid
 from dealroom.processes import BUILTIN, builtin
+from dealroom.processes.graph import mermaid
 from dealroom.services import processes as stored
+from dealroom.services.uow import session_scope
 
 FILE_SUFFIXES = (".toml", ".edn")
 
@@ -93,8 +94,6 @@ def open_database(*, create: bool) -> Iterator[Database | None]:
             if not create and _sqlite_file_missing(engine):
                 yield None
                 return
-            from dealroom.db.migrate import upgrade
-
             upgrade(engine)
         else:
             current, head = current_revision(engine), head_revision()
@@ -140,7 +139,7 @@ def resolve_process(name: str, version: int | None = None) -> Process:
     with open_database(create=False) as database:
         if database is None:
             raise UnknownProcessError(name, list(BUILTIN))
-        with database.transaction(write=False) as session:
+        with session_scope(database, write=False) as session:
             try:
                 return stored.get_process(session, name, version)
             except NotFound as exc:
@@ -163,7 +162,7 @@ def load_process_file(path: Path, *, name: str | None = None) -> Process:
     except OSError as exc:
         raise ProcessError(str(path), [ProcessProblem("file", exc.strerror or str(exc))]) from exc
     if path.suffix.lower() == ".edn":
-        from dealroom.sharetribe import import_edn
+        from dealroom.processes.sharetribe import import_edn
 
         try:
             return import_edn(text, name=name, source=str(path))
@@ -232,7 +231,7 @@ def convert_for_import(source: Path, name: str) -> tuple[str, str]:
     if name in BUILTIN:
         raise ValueError(f"'{name}' is a built-in process; import it under another name.")
     load_process_file(source, name=name)
-    from dealroom.sharetribe import parse_edn, to_toml
+    from dealroom.processes.sharetribe import parse_edn, to_toml
 
     header = (
         f"Imported by `dealroom process import` from {source.name}.\n"
@@ -259,7 +258,7 @@ def import_process(source: Path, name: str) -> Process:
         retries = 2
         while True:
             try:
-                with database.transaction() as session:
+                with session_scope(database) as session:
                     return stored.store_process(
                         session, text, source_format=source_format, now=datetime.now(UTC)
                     )
@@ -328,7 +327,7 @@ def _listed() -> list[tuple[str, Process | ProcessError]]:
     with open_database(create=False) as database:
         if database is None:  # no SQLite file yet: nothing was imported
             return out
-        with database.transaction(write=False) as session:
+        with session_scope(database, write=False) as session:
             try:
                 found = stored.list_processes(session)
                 out += [(p.name, p) for p in found if p.name not in BUILTIN]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from dealroom import cli_process, cli_server, cli_worker
+from dealroom.cli import process as cli_process
+from dealroom.cli import server as cli_server
+from dealroom.cli import worker as cli_worker
 
 app = typer.Typer(
     help="dealroom: a negotiation engine and deal room for B2B marketplaces.",
@@ -23,7 +25,7 @@ def _root() -> None:
 @app.command("demo-engine")
 def demo_engine() -> None:
     """Walk the rfq reference example (RFQ-2026-0042) through the engine alone and print it."""
-    from dealroom.demo_engine import run
+    from dealroom.demo.walk import run
 
     run()
 

@@ -386,7 +386,9 @@ class TimerRead(BaseModel):
     event: str | None
 
 
-class TransitionRead(BaseModel):
+class ProcessTransitionRead(BaseModel):
+    """A transition as the process defines it (firing one on a deal is `TransitionCreate`)."""
+
     name: str
     title: str | None
     initial: bool
@@ -401,7 +403,10 @@ class TransitionRead(BaseModel):
     sale_modes: list[str]
 
 
-class NotificationRead(BaseModel):
+class ProcessNotificationRead(BaseModel):
+    """A notification the process declares: who hears of what, and when. Each one sent
+    becomes a bell item (`NotificationRead`)."""
+
     name: str
     to: list[str]
     template: str
@@ -419,9 +424,9 @@ class ProcessRead(BaseModel):
     description: str
     builtin: bool
     states: list[StateRead]
-    transitions: list[TransitionRead]
+    transitions: list[ProcessTransitionRead]
     settings: dict[str, Any]
-    notifications: list[NotificationRead]
+    notifications: list[ProcessNotificationRead]
 
 
 class ProcessList(BaseModel):

@@ -20,7 +20,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import and_, or_, select
 from starlette.concurrency import run_in_threadpool
 
-from dealroom.api import schemas_deals as sc
+from dealroom.api import schemas as sc
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 
-from dealroom.api.schemas_accounts import FeedEventRead, FeedPage
+from dealroom.api.schemas import FeedEventRead, FeedPage
 from dealroom.db import models as m
 from dealroom.edge.caller import CurrentUser
 from dealroom.edge.problems import NEEDS_TOKEN

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from dealroom import processes as builtins
-from dealroom.api.schemas_accounts import (
+from dealroom.api.schemas import (
     ProcessCreate,
     ProcessList,
     ProcessNotificationRead,

@@ -1,14 +1,31 @@
-"""Schemas of the bell (`/v1/me/notifications`) and of the live streams' events."""
+"""Notifications: the bell (`/v1/me/notifications`) and how a user hears of them by email
+(`/v1/me/preferences`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from dealroom.api.schemas.base import Input, known_timezone
 
 #: Ids one request may mark read.
 MAX_IDS = 500
+
+EmailMode = Literal["immediate", "digest", "off"]
+
+
+# --- the bell -----------------------------------------------------------------------------
 
 
 class NotificationRead(BaseModel):
@@ -34,11 +51,10 @@ class NotificationPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")
 
 
-class NotificationsReadCreate(BaseModel):
+class NotificationsReadCreate(Input):
     """Mark notifications read: `{"ids": [...]}` or `{"all": true}`."""
 
     model_config = ConfigDict(
-        extra="forbid",
         populate_by_name=True,
         json_schema_extra={"examples": [{"ids": [41, 42]}, {"all": True}]},
     )
@@ -60,3 +76,34 @@ class NotificationsReadCreate(BaseModel):
 
 class UnreadCountRead(BaseModel):
     unread_count: int
+
+
+# --- preferences --------------------------------------------------------------------------
+
+
+class PreferencesRead(BaseModel):
+    email: EmailMode = Field(
+        description="`immediate`: an email per notification; `digest`: one morning summary "
+        "a day; `off`: the bell only."
+    )
+    digest_hour: int = Field(description="Local hour (0-23) at which the digest goes out.")
+    timezone: str = Field(description="IANA timezone of the digest hour, e.g. Asia/Riyadh.")
+    next_digest_at: datetime | None = Field(
+        description="When the next digest is due (UTC), in `digest` mode."
+    )
+
+
+class PreferencesUpdate(Input):
+    """Fields left out keep their current value."""
+
+    email: EmailMode | None = None
+    digest_hour: Annotated[StrictInt, Field(ge=0, le=23)] | None = None
+    timezone: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "digest", "digest_hour": 8, "timezone": "Asia/Riyadh"}]
+        }
+    )
+
+    _timezone = field_validator("timezone")(known_timezone)

@@ -1,0 +1,31 @@
+"""What every schema of the API builds on: the base of inputs, the base of rendered answers,
+and the validators more than one feature uses."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Input(BaseModel):
+    """A request body: a field the API does not know is refused (422), never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(BaseModel):
+    """An answer rendered by `dealroom.services.views` and documented here; it keeps the
+    fields the views add later (extra="allow")."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def known_timezone(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{value}' is not an IANA time zone such as Asia/Riyadh") from None
+    return value

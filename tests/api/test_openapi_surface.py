@@ -78,7 +78,7 @@ OPERATIONS: dict[str, tuple[str | None, str | None, str, str]] = {
 SCHEMAS = {
     "AuditVerification", "ChangeRead", "DealCreate", "DealListItem", "DealPage", "DealRead",
     "DeliveryAttemptRead", "DeliveryPage", "DeliveryRead", "EscrowRead", "EventPage",
-    "EventRead", "FeeRead", "FeedEventRead", "FeedPage", "HandoffRead", "HealthRead",
+    "EventRead", "FeeRead", "FeedPage", "HandoffRead", "HealthRead",
     "ListingCreate", "ListingPage", "ListingRead", "ListingUpdate", "MessageCreate",
     "MessagePage", "MessageRead", "NextStep", "NotificationPage", "NotificationsReadCreate",
     "PartyRead", "PreferencesRead", "PreferencesUpdate", "ProcessCreate", "ProcessList",

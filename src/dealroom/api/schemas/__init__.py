@@ -27,7 +27,6 @@ from dealroom.api.schemas.events import (
     AuditVerification,
     EventPage,
     EventRead,
-    FeedEventRead,
     FeedPage,
 )
 from dealroom.api.schemas.listings import (
@@ -94,7 +93,6 @@ __all__ = [
     "EventPage",
     "EventRead",
     "FeeRead",
-    "FeedEventRead",
     "FeedPage",
     "HandoffRead",
     "HealthRead",

@@ -16,12 +16,11 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, field_validator
 
 from dealroom.api.schemas.base import Input, Output
-from dealroom.api.schemas.messages import MAX_MESSAGE
 from dealroom.api.schemas.quotes import QuoteRead, QuoteSummary
 from dealroom.api.schemas.users import TrustRead
+from dealroom.domain.rules import MAX_MESSAGE, MAX_QUANTITY, MAX_TEXT
 
 MAX_REASON = 1000
-MAX_TEXT = 2000
 MAX_DATA_CHARS = 20_000
 MAX_INT = 2**31 - 1
 
@@ -74,7 +73,7 @@ class TermsCreate(Input):
     )
 
     unit_price: Money | None = Field(None, description='Exact decimal string, e.g. "47.00".')
-    quantity: int | None = Field(None, ge=1, le=1_000_000_000)
+    quantity: int | None = Field(None, ge=1, le=MAX_QUANTITY)
     lead_time_days: int | None = Field(None, ge=0, le=3650)
     delivery_terms: str | None = Field(None, max_length=MAX_TEXT)
     valid_until: AwareDatetime | None = Field(

@@ -11,7 +11,11 @@ from dealroom.api.schemas.base import Output
 
 
 class EventRead(Output):
-    seq: int
+    """An audit event, the same wherever it is read: a deal's trail, the global feed, a
+    live stream, a webhook delivery."""
+
+    seq: int = Field(description="Its place in the deal's trail (1, 2, …).")
+    feed_seq: int = Field(description="Its place in the global feed, `GET /v1/events`.")
     type: str
     deal_id: str
     actor_id: str | None
@@ -40,24 +44,6 @@ class AuditVerification(Output):
     reason: str | None = None
 
 
-class FeedEventRead(BaseModel):
-    """An audit event as API.md shapes it (`seq` is the per-deal sequence), plus its
-    position in the global feed."""
-
-    seq: int
-    feed_seq: int
-    type: str
-    deal_id: str
-    actor_id: str | None
-    actor_type: str
-    from_state: str | None
-    to_state: str | None
-    payload: dict[str, Any]
-    created_at: str
-    prev_hash: str
-    hash: str
-
-
 class FeedPage(BaseModel):
-    items: list[FeedEventRead]
+    items: list[EventRead]
     next_after: int = Field(description="Pass as `after` to poll for what follows.")

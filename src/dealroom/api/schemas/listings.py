@@ -24,12 +24,11 @@ from pydantic import (
 from dealroom.api.schemas.base import Input
 from dealroom.api.schemas.processes import ProcessName
 from dealroom.domain.quotes import at_least_cents
+from dealroom.domain.rules import MAX_QUANTITY
 from dealroom.domain.settings import Settings, SettingsError
 
 #: A positive exact amount: up to 18 digits before the point and 6 after (Numeric(24, 6)).
 MONEY_RE = r"^(0|[1-9][0-9]{0,17})(\.[0-9]{1,6})?$"
-#: The largest quantity an order line holds (a 32-bit column on PostgreSQL).
-MAX_QUANTITY = 1_000_000_000
 #: Attributes and rules are free-form JSON; this bounds their serialized size.
 MAX_JSON_CHARS = 16_000
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 
 from dealroom.api.schemas.base import Input, Output
-
-MAX_MESSAGE = 5000
+from dealroom.domain.rules import MAX_MESSAGE
 
 
 class MessageCreate(Input):

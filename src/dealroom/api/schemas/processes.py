@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from dealroom.api.schemas.base import Input
+from dealroom.domain.loader import NAME_RE
 
-NAME_RE = r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$"
-ProcessName = Annotated[str, StringConstraints(max_length=64, pattern=NAME_RE)]
+ProcessName = Annotated[str, StringConstraints(max_length=64, pattern=NAME_RE.pattern)]
 
 
 class StateRead(BaseModel):

@@ -1,11 +1,30 @@
 """What every schema of the API builds on: the base of inputs, the base of rendered answers,
-and the validators more than one feature uses."""
+how a timestamp is written, and the validators more than one feature uses."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+
+from dealroom.domain import timestamps
+
+#: A point in time in an answer, written as everywhere else (`domain.timestamps.iso`):
+#: `2026-02-01T09:00:00.000000Z`. The OpenAPI document shows the pattern.
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(timestamps.iso, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": timestamps.PATTERN,
+            "examples": [timestamps.EXAMPLE],
+        }
+    ),
+]
 
 
 class Input(BaseModel):

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, field_validator
 
-from dealroom.api.schemas.base import Input, Output
+from dealroom.api.schemas.base import Input, Output, Timestamp
 from dealroom.api.schemas.quotes import QuoteRead, QuoteSummary
 from dealroom.api.schemas.users import TrustRead
 from dealroom.domain.rules import MAX_MESSAGE, MAX_QUANTITY, MAX_TEXT
@@ -183,7 +183,7 @@ class PartyRead(Output):
 class NextStep(Output):
     action: str
     actor: str
-    due_at: str | None = None
+    due_at: Timestamp | None = None
 
 
 class FeeRead(Output):
@@ -238,9 +238,9 @@ class DealRead(Output):
     fees: list[FeeRead] = Field(default=[])
     handoff: HandoffRead | None
     data: dict[str, Any] = Field(default={})
-    created_at: str
-    updated_at: str
-    closed_at: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    closed_at: Timestamp | None
     dry_run: bool | None = Field(
         None, description="True on a dry-run answer: the would-be deal, nothing saved."
     )
@@ -263,9 +263,9 @@ class DealListItem(Output):
     round: int
     order_ref: str | None = None
     next_step: NextStep | None
-    created_at: str
-    updated_at: str
-    closed_at: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    closed_at: Timestamp | None
 
 
 class DealPage(Output):

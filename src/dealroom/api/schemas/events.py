@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from dealroom.api.schemas.base import Output
+from dealroom.api.schemas.base import Output, Timestamp
 
 
 class EventRead(Output):
@@ -23,7 +23,7 @@ class EventRead(Output):
     from_state: str | None
     to_state: str | None
     payload: dict[str, Any]
-    created_at: str
+    created_at: Timestamp
     prev_hash: str
     hash: str
 

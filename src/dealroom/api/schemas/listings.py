@@ -7,7 +7,6 @@ are built from ORM rows with `ListingRead.model_validate(row)`.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -21,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from dealroom.api.schemas.base import Input
+from dealroom.api.schemas.base import Input, Timestamp
 from dealroom.api.schemas.processes import ProcessName
 from dealroom.domain.quotes import at_least_cents
 from dealroom.domain.rules import MAX_QUANTITY
@@ -194,8 +193,8 @@ class ListingRead(BaseModel):
     rules: dict[str, Any]
     status: str
     offer_count: int = Field(default=0, description="Open deals on this listing.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
     _price = field_validator("unit_price", mode="before")(money_text)
 

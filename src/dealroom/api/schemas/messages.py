@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from dealroom.api.schemas.base import Input, Output
+from dealroom.api.schemas.base import Input, Output, Timestamp
 from dealroom.domain.rules import MAX_MESSAGE
 
 
@@ -20,7 +20,7 @@ class MessageRead(Output):
     id: str
     author_id: str
     body: str
-    created_at: str
+    created_at: Timestamp
 
 
 class MessagePage(Output):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from dealroom.api.schemas.base import Input, known_timezone
+from dealroom.api.schemas.base import Input, Timestamp, known_timezone
 
 #: Ids one request may mark read.
 MAX_IDS = 500
@@ -38,9 +37,9 @@ class NotificationRead(BaseModel):
     template: str = Field(description="The template that renders it (email, bell text).")
     deal_id: str | None
     payload: dict[str, Any] = Field(description="`deal_ref`, `state`, `transition` and more.")
-    created_at: datetime
-    read_at: datetime | None
-    seen_live_at: datetime | None = Field(
+    created_at: Timestamp
+    read_at: Timestamp | None
+    seen_live_at: Timestamp | None = Field(
         description="When it was first pushed to an open `/v1/me/stream` of the user."
     )
 
@@ -88,7 +87,7 @@ class PreferencesRead(BaseModel):
     )
     digest_hour: int = Field(description="Local hour (0-23) at which the digest goes out.")
     timezone: str = Field(description="IANA timezone of the digest hour, e.g. Asia/Riyadh.")
-    next_digest_at: datetime | None = Field(
+    next_digest_at: Timestamp | None = Field(
         description="When the next digest is due (UTC), in `digest` mode."
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dealroom.api.schemas.base import Output
+from dealroom.api.schemas.base import Output, Timestamp
 
 
 class QuoteRead(Output):
@@ -17,14 +17,14 @@ class QuoteRead(Output):
     discount_percent: str | None = None
     lead_time_days: int | None = None
     delivery_terms: str | None = None
-    valid_until: str | None = None
+    valid_until: Timestamp | None = None
     notes: str | None = None
     change_reason: str
     price_change_pct: str | None = None
     lead_time_change_days: int | None = None
     status: str
     message: str | None = None
-    created_at: str
+    created_at: Timestamp
 
 
 class QuoteSummary(Output):

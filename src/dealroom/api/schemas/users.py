@@ -3,12 +3,11 @@ trust facts from their record)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
-from dealroom.api.schemas.base import Input, known_timezone
+from dealroom.api.schemas.base import Input, Timestamp, known_timezone
 
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -47,13 +46,13 @@ class UserRead(BaseModel):
     timezone: str
     locale: str
     blocked: bool
-    created_at: datetime
+    created_at: Timestamp
 
 
 class TokenRead(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
-    expires_at: datetime
+    expires_at: Timestamp
     user: UserRead
 
 
@@ -123,5 +122,5 @@ class PublicProfileRead(BaseModel):
     name: str
     organization: str | None
     kyc_verified: bool
-    created_at: datetime
+    created_at: Timestamp
     trust: TrustRead

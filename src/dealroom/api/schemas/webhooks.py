@@ -3,13 +3,12 @@ those deliveries."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from dealroom.api.schemas.base import Input
+from dealroom.api.schemas.base import Input, Timestamp
 
 EventFilter = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^(\*|[A-Z][A-Z0-9_]{0,63})$")
@@ -53,7 +52,7 @@ class WebhookRead(BaseModel):
     id: str
     url: str
     events: list[str]
-    created_at: datetime
+    created_at: Timestamp
 
 
 class WebhookCreated(WebhookRead):
@@ -68,7 +67,7 @@ class WebhookList(BaseModel):
 
 class DeliveryAttemptRead(BaseModel):
     attempt: int
-    at: str
+    at: Timestamp
     status_code: int | None
     error: str | None
     duration_ms: int
@@ -85,9 +84,9 @@ class DeliveryRead(BaseModel):
     attempts: int
     last_status_code: int | None
     last_error: str | None
-    next_attempt_at: datetime | None = Field(description="When it is tried again (pending only).")
-    created_at: datetime
-    delivered_at: datetime | None
+    next_attempt_at: Timestamp | None = Field(description="When it is tried again (pending only).")
+    created_at: Timestamp
+    delivered_at: Timestamp | None
     history: list[DeliveryAttemptRead]
 
     @field_validator("next_attempt_at", mode="before")

@@ -34,8 +34,9 @@ class Input(BaseModel):
 
 
 class Output(BaseModel):
-    """An answer rendered by `dealroom.services.views` and documented here; it keeps the
-    fields the views add later (extra="allow")."""
+    """An answer a route renders itself (`services.views.deal_json`, `audit.event_json` …)
+    and documents here; it keeps fields a renderer adds before the schema has them
+    (extra="allow")."""
 
     model_config = ConfigDict(extra="allow")
 

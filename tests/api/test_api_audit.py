@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 
-from dealroom.api.schemas_deals import AuditVerification, EventPage
+from dealroom.api.schemas import AuditVerification, EventPage
 from dealroom.clock import TestClock
 from dealroom.db.models import Deal, Event
 from dealroom.db.session import Database

@@ -29,7 +29,7 @@ def test_right_credentials_get_a_bearer_token_that_opens_the_api(
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["token_type"] == "bearer"
-    assert body["expires_at"] == "2026-02-01T21:00:00Z"  # 12 hours
+    assert body["expires_at"] == "2026-02-01T21:00:00.000000Z"  # 12 hours
     assert body["user"]["id"] == buyer.id
     assert body["user"]["organization"] == "Acme Corp"
     assert "password_hash" not in body["user"]

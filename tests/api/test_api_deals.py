@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from dealroom.api.schemas_deals import DealListItem, DealRead, MessageRead
+from dealroom.api.schemas import DealListItem, DealRead, MessageRead
 from dealroom.clock import TestClock
 from dealroom.db.session import Database
 from people import OFFER_FIELDS, OFFER_MESSAGE, Person, make_listing, open_deal, table_counts

@@ -313,7 +313,7 @@ def test_owner_edits_only_what_is_sent_and_updated_at_moves(
     assert edited["attributes"] == {"grade": "A"}
     assert edited["title"] == listing["title"]
     assert edited["min_order_qty"] == 10
-    assert edited["updated_at"] == "2026-02-01T10:00:00Z"
+    assert edited["updated_at"] == "2026-02-01T10:00:00.000000Z"
     assert edited["created_at"] == listing["created_at"]
     assert client.get(f"/v1/listings/{listing['id']}").json() == edited
 

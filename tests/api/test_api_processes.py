@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from conftest import T0
-from dealroom.api.schemas_accounts import ProcessCreate
+from dealroom.api.schemas import ProcessCreate
 from dealroom.db.session import Database
 from people import Person, add_user, make_listing
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from dealroom.api.schemas_deals import DealRead, QuoteDiff
+from dealroom.api.schemas import DealRead, QuoteDiff
 from dealroom.clock import TestClock
 from dealroom.db.session import Database
 from people import OFFER_FIELDS, OFFER_MESSAGE, Person, make_listing, open_deal, table_counts

@@ -39,7 +39,7 @@ def test_admin_adds_a_user_who_can_then_sign_in(client: TestClient, db: Database
     assert user["plan"] == "paid"
     assert user["timezone"] == "Asia/Riyadh"
     assert user["kyc_verified"] is True
-    assert user["created_at"] == "2026-02-01T09:00:00Z"
+    assert user["created_at"] == "2026-02-01T09:00:00.000000Z"
     assert "password" not in user
     assert "password_hash" not in user
     token = client.post(

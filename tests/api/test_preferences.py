@@ -50,14 +50,14 @@ def test_choosing_the_digest_schedules_it_at_the_local_hour(
     r = client.put("/v1/me/preferences", json={"email": "digest"}, headers=noura.headers)
     assert r.status_code == 200, r.text
     assert r.json() == {"email": "digest", "digest_hour": 8, "timezone": "Asia/Riyadh",
-                        "next_digest_at": "2026-02-02T05:00:00Z"}  # fmt: skip
+                        "next_digest_at": "2026-02-02T05:00:00.000000Z"}  # fmt: skip
     r = client.put("/v1/me/preferences", json={"digest_hour": 13}, headers=noura.headers)
-    assert r.json()["next_digest_at"] == "2026-02-01T10:00:00Z"  # still today, 13:00 local
+    assert r.json()["next_digest_at"] == "2026-02-01T10:00:00.000000Z"  # still today, 13:00 local
     r = client.put(
         "/v1/me/preferences", json={"timezone": "America/New_York"}, headers=noura.headers
     )
     assert r.json() == {"email": "digest", "digest_hour": 13, "timezone": "America/New_York",
-                        "next_digest_at": "2026-02-01T18:00:00Z"}  # fmt: skip
+                        "next_digest_at": "2026-02-01T18:00:00.000000Z"}  # fmt: skip
     assert client.get("/v1/me/preferences", headers=noura.headers).json() == r.json()
     r = client.put("/v1/me/preferences", json={"email": "off"}, headers=noura.headers)
     assert r.json() == {
@@ -75,7 +75,7 @@ def test_the_digest_hour_follows_daylight_saving_time(
     person = add_user(db, clock.now(), "lena@berlin.test")
     body = {"email": "digest", "digest_hour": 8, "timezone": "Europe/Berlin"}
     r = client.put("/v1/me/preferences", json=body, headers=person.headers)
-    assert r.json()["next_digest_at"] == "2026-03-29T06:00:00Z"  # 08:00 CEST, not 07:00
+    assert r.json()["next_digest_at"] == "2026-03-29T06:00:00.000000Z"  # 08:00 CEST, not 07:00
 
 
 def test_bad_preferences_are_refused_with_every_field_named(

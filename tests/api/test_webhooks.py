@@ -288,14 +288,14 @@ def test_a_failing_endpoint_is_retried_with_backoff_and_the_log_shows_each_attem
         500,
         "HTTP 500",
     )
-    assert d["next_attempt_at"] == "2026-02-01T09:00:30Z"
+    assert d["next_attempt_at"] == "2026-02-01T09:00:30.000000Z"
 
     clock.set(t0 + timedelta(seconds=29))
     assert run_once(db, config, clock.now()).webhooks_retrying == 0  # not yet
     clock.set(t0 + timedelta(seconds=30))
     assert run_once(db, config, clock.now()).webhooks_retrying == 1  # 503, next in 60 s
     [d] = deliveries(client, admin, hook["id"])
-    assert d["next_attempt_at"] == "2026-02-01T09:01:30Z"
+    assert d["next_attempt_at"] == "2026-02-01T09:01:30.000000Z"
     clock.set(t0 + timedelta(seconds=90))
     assert run_once(db, config, clock.now()).webhooks_delivered == 1
 
@@ -307,7 +307,7 @@ def test_a_failing_endpoint_is_retried_with_backoff_and_the_log_shows_each_attem
         None,
     )
     assert d["next_attempt_at"] is None
-    assert d["delivered_at"] == "2026-02-01T09:01:30Z"
+    assert d["delivered_at"] == "2026-02-01T09:01:30.000000Z"
     assert [(a["attempt"], a["status_code"], a["at"][:19]) for a in d["history"]] == [
         (1, 500, "2026-02-01T09:00:00"), (2, 503, "2026-02-01T09:00:30"), (3, 200, "2026-02-01T09:01:30"),
     ]  # fmt: skip

@@ -26,6 +26,7 @@ from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
 from dealroom.domain.errors import DealroomError, InvalidRequest
+from dealroom.domain.timestamps import iso
 from dealroom.services import audit, deals, views
 from dealroom.services.processes import get_process
 from dealroom.services.uow import UnitOfWork, session_scope, transaction
@@ -600,18 +601,18 @@ def test_every_pending_deadline_shows_in_the_deal(room: Room) -> None:
     deal_id = rfq_deal(room)
     view = _view(room, deal_id, "seller")
     assert view["deadlines"] == {
-        "respond_by": audit.iso(t0 + 48 * H),
+        "respond_by": iso(t0 + 48 * H),
         "respond_by_rule": "NEG-T01",
         "expires_with": "NEGOTIATION_TIMEOUT",
         "timers": [
             {"transition": "expire", "rule": "NEG-T01", "event": "NEGOTIATION_TIMEOUT",
-             "due_at": audit.iso(t0 + 48 * H)},
+             "due_at": iso(t0 + 48 * H)},
             {"transition": "expire", "rule": "NEG-T04", "event": "NEGOTIATION_TIMEOUT",
-             "due_at": audit.iso(t0 + 30 * D)},
+             "due_at": iso(t0 + 30 * D)},
         ],
     }  # fmt: skip
     assert view["next_step"] == {
-        "action": "send-quote", "actor": "seller", "due_at": audit.iso(t0 + 48 * H),
+        "action": "send-quote", "actor": "seller", "due_at": iso(t0 + 48 * H),
     }  # fmt: skip
 
     sent = room.clock.advance(hours=2)
@@ -620,28 +621,28 @@ def test_every_pending_deadline_shows_in_the_deal(room: Room) -> None:
               terms={**QUOTE, "valid_until": valid_until.isoformat()})  # fmt: skip
     view = _view(room, deal_id, "buyer")
     assert view["deadlines"] == {
-        "respond_by": audit.iso(valid_until),
+        "respond_by": iso(valid_until),
         "respond_by_rule": "NEG-T03",
         "expires_with": "QUOTE_EXPIRED",
-        "quote_valid_until": audit.iso(valid_until),
+        "quote_valid_until": iso(valid_until),
         "timers": [
             {"transition": "expire", "rule": "NEG-T03", "event": "QUOTE_EXPIRED",
-             "due_at": audit.iso(valid_until)},
+             "due_at": iso(valid_until)},
             {"transition": "expire", "rule": "NEG-T04", "event": "NEGOTIATION_TIMEOUT",
-             "due_at": audit.iso(sent + 30 * D)},
+             "due_at": iso(sent + 30 * D)},
         ],
     }  # fmt: skip
     assert view["next_step"] == {
-        "action": "respond", "actor": "buyer", "due_at": audit.iso(valid_until),
+        "action": "respond", "actor": "buyer", "due_at": iso(valid_until),
     }  # fmt: skip
 
     countered = room.clock.advance(hours=1)
     room.move(room.buyer, deal_id, "counter", terms={"unit_price": "45.00"}, message="Volume")
     view = _view(room, deal_id, "seller")
-    assert view["deadlines"]["respond_by"] == audit.iso(countered + 24 * H)
+    assert view["deadlines"]["respond_by"] == iso(countered + 24 * H)
     assert view["deadlines"]["expires_with"] == "COUNTER_EXPIRED"
     assert view["next_step"] == {
-        "action": "respond", "actor": "seller", "due_at": audit.iso(countered + 24 * H),
+        "action": "respond", "actor": "seller", "due_at": iso(countered + 24 * H),
     }  # fmt: skip
 
     room.fire(countered + 24 * H)

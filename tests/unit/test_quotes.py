@@ -105,7 +105,7 @@ def test_terms_json_carries_decimals_as_strings():
     j = Terms(D("47.00"), 1000, "SAR", lead_time_days=5, valid_until=AT).to_json()
     assert j["unit_price"] == "47.00"
     assert j["total_price"] == "47000.00"
-    assert j["valid_until"] == "2026-02-01T14:15:00Z"
+    assert j["valid_until"] == "2026-02-01T14:15:00.000000Z"
 
 
 # --- status moves forward only ------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_diff_lists_a_new_validity_but_leaves_it_out_of_the_summary():
     )
     assert [c.field for c in d.changes] == ["valid_until"]
     assert d.summary == "No change"
-    assert d.to_json()["changes"][0]["new_value"] == "2026-02-09T14:15:00Z"
+    assert d.to_json()["changes"][0]["new_value"] == "2026-02-09T14:15:00.000000Z"
 
 
 def test_diff_works_backwards_too():

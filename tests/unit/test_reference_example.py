@@ -118,7 +118,7 @@ def test_quote_sent_is_version_1_valid_until_february_8(outcomes):
     assert sent.payload["version"] == 1
     assert sent.payload["terms"]["unit_price"] == "50.00"
     assert sent.payload["terms"]["lead_time_days"] == 7
-    assert sent.payload["terms"]["valid_until"] == "2026-02-08T00:00:00Z"
+    assert sent.payload["terms"]["valid_until"] == "2026-02-08T00:00:00.000000Z"
 
 
 def test_buyer_counter_keeps_the_lead_time_and_carries_the_message(outcomes):

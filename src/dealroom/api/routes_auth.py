@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from dealroom.api.schemas_accounts import TokenCreate, TokenRead, UserRead
+from dealroom.api.schemas import TokenCreate, TokenRead, UserRead
 from dealroom.edge.uow import UoW
 from dealroom.security import issue_token, signing_key
 from dealroom.services import accounts

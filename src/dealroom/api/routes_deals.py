@@ -20,12 +20,13 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import and_, or_, select
 from starlette.concurrency import run_in_threadpool
 
-from dealroom.api import schemas_deals as sc
+from dealroom.api import schemas as sc
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
 from dealroom.domain.errors import InvalidRequest
 from dealroom.domain.quotes import diff
+from dealroom.domain.timestamps import iso
 from dealroom.edge.caller import CurrentUser
 from dealroom.edge.idempotency import idempotent, in_one_trip
 from dealroom.edge.uow import UoW, answer, json_response
@@ -144,7 +145,7 @@ def _read_deal(uow: UnitOfWork, user: m.User, deal_id: str) -> deals.DealResult:
 
 
 def _encode_cursor(at: datetime, row_id: str) -> str:
-    raw = json.dumps([audit.iso(at), row_id], separators=(",", ":")).encode()
+    raw = json.dumps([iso(at), row_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -282,9 +283,9 @@ def _list_items(uow: UnitOfWork, user: m.User, rows: list[m.Deal]) -> list[dict[
                 "round": state.round,
                 "order_ref": handoff["order_ref"] if handoff else None,
                 "next_step": page.next_step,
-                "created_at": audit.iso(deal.created_at),
-                "updated_at": audit.iso(deal.updated_at),
-                "closed_at": audit.iso(deal.closed_at) if deal.closed_at else None,
+                "created_at": iso(deal.created_at),
+                "updated_at": iso(deal.updated_at),
+                "closed_at": iso(deal.closed_at) if deal.closed_at else None,
             }
         )
     return items
@@ -398,7 +399,7 @@ def _message_json(msg: m.Message) -> dict[str, Any]:
         "id": msg.id,
         "author_id": msg.author_id,
         "body": msg.body,
-        "created_at": audit.iso(msg.created_at),
+        "created_at": iso(msg.created_at),
     }
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 
-from dealroom.api.schemas_accounts import FeedEventRead, FeedPage
+from dealroom.api.schemas import EventRead, FeedPage
 from dealroom.db import models as m
 from dealroom.edge.caller import CurrentUser
 from dealroom.edge.problems import NEEDS_TOKEN
@@ -37,6 +37,6 @@ def feed(
         )
     rows = list(uow.session.scalars(stmt.order_by(m.Event.feed_seq).limit(limit)))
     return FeedPage(
-        items=[FeedEventRead.model_validate(event_json(e)) for e in rows],
+        items=[EventRead.model_validate(event_json(e)) for e in rows],
         next_after=rows[-1].feed_seq if rows else after,
     )

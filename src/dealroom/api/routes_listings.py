@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from dealroom.api.schemas_accounts import (
+from dealroom.api.schemas import (
     Kind,
     ListingCreate,
     ListingPage,

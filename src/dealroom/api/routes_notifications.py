@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from dealroom.api.schemas_notifications import (
+from dealroom.api.schemas import (
     NotificationPage,
     NotificationRead,
     NotificationsReadCreate,

@@ -24,7 +24,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dealroom.api.schemas_accounts import HealthRead
+from dealroom.api.schemas import HealthRead
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.errors import Unavailable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from dealroom.api.schemas_notify import PreferencesRead, PreferencesUpdate
+from dealroom.api.schemas import PreferencesRead, PreferencesUpdate
 from dealroom.edge.caller import CurrentUser
 from dealroom.edge.idempotency import Idempotent
 from dealroom.edge.problems import NEEDS_TOKEN

@@ -11,14 +11,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from dealroom import processes as builtins
-from dealroom.api.schemas_accounts import (
-    NotificationRead,
+from dealroom.api.schemas import (
     ProcessCreate,
     ProcessList,
+    ProcessNotificationRead,
     ProcessRead,
+    ProcessTransitionRead,
     StateRead,
     TimerRead,
-    TransitionRead,
 )
 from dealroom.domain.errors import FieldProblem, InvalidRequest, ProcessError
 from dealroom.domain.model import Process
@@ -43,7 +43,7 @@ def process_read(p: Process) -> ProcessRead:
             StateRead(name=s, description=p.state_titles.get(s), final=s in final) for s in p.states
         ],
         transitions=[
-            TransitionRead(
+            ProcessTransitionRead(
                 name=t.name,
                 title=t.title,
                 initial=t.initial,
@@ -64,7 +64,7 @@ def process_read(p: Process) -> ProcessRead:
         ],
         settings=p.settings.to_mapping(),
         notifications=[
-            NotificationRead(
+            ProcessNotificationRead(
                 name=n.name,
                 to=list(n.to),
                 template=n.template,

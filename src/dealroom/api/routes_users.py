@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from dealroom.api.schemas_accounts import PublicProfileRead, TrustRead, UserCreate, UserRead
+from dealroom.api.schemas import PublicProfileRead, TrustRead, UserCreate, UserRead
 from dealroom.edge.caller import CurrentUser, require_role
 from dealroom.edge.idempotency import Idempotent
 from dealroom.edge.problems import NEEDS_TOKEN

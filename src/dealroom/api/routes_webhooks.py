@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from dealroom.api.schemas_notify import (
+from dealroom.api.schemas import (
     DeliveryPage,
     DeliveryRead,
     DeliveryStatus,

@@ -278,7 +278,7 @@ def users_add(
     kyc: Annotated[bool, typer.Option("--kyc", help="Mark identity as verified.")] = False,
 ) -> None:
     """Add a user; with --admin, the first admin who then adds others over the API."""
-    from dealroom.api.schemas_accounts import UserCreate
+    from dealroom.api.schemas import UserCreate
     from dealroom.services import accounts
 
     roles = [r for r, on in (("admin", admin), ("operator", operator)) if on]

@@ -30,6 +30,7 @@ from dealroom.domain.model import PARTIES, Process, Transition
 from dealroom.domain.quotes import QuoteVersion, change_from
 from dealroom.domain.settings import Settings
 from dealroom.domain.timeexpr import Period
+from dealroom.domain.timestamps import iso
 
 _ENDING_STATUS = {
     "reject-quote": "rejected",
@@ -655,7 +656,7 @@ def _apply(
             )
         work.data["escrow_waived"] = waived
     elif action == "request-info":
-        work.data["info_requested"] = {"at": now.isoformat(), "message": payload.message}
+        work.data["info_requested"] = {"at": iso(now), "message": payload.message}
     elif action == "update-protected-data":
         work.data["protected_data"] = {
             **work.data.get("protected_data", {}),
@@ -669,7 +670,7 @@ def _apply(
     elif action in ("post-review-by-buyer", "post-review-by-seller"):
         by = action.removeprefix("post-review-by-")
         reviews = dict(work.data.get("reviews", {}))
-        reviews[by] = {**rules.parse_review(payload), "at": now.isoformat(), "published": False}
+        reviews[by] = {**rules.parse_review(payload), "at": iso(now), "published": False}
         work.data["reviews"] = reviews
     elif action == "publish-reviews":
         work.data["reviews"] = {

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+from dealroom.domain.timestamps import iso
 
 # ISO 4217 minor units that differ from two; everything else has cents.
 _MINOR_UNITS = {
@@ -99,7 +101,7 @@ class Terms:
             "discount_percent": _opt_str(self.discount_percent),
             "lead_time_days": self.lead_time_days,
             "delivery_terms": self.delivery_terms,
-            "valid_until": iso_z(self.valid_until) if self.valid_until else None,
+            "valid_until": iso(self.valid_until) if self.valid_until else None,
             "notes": self.notes,
         }
 
@@ -138,14 +140,8 @@ class QuoteVersion:
             "lead_time_change_days": self.lead_time_change_days,
             "status": self.status,
             "message": self.message,
-            "created_at": iso_z(self.created_at),
+            "created_at": iso(self.created_at),
         }
-
-
-def iso_z(when: datetime) -> str:
-    """ISO-8601 UTC with a Z, as the API writes every timestamp."""
-    text = when.astimezone(UTC).isoformat()
-    return text.replace("+00:00", "Z")
 
 
 def _opt_str(value: Decimal | None) -> str | None:
@@ -203,7 +199,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):
-        return iso_z(value)
+        return iso(value)
     return value
 
 

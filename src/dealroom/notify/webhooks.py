@@ -42,8 +42,9 @@ from dealroom import __version__
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.errors import NotFound
+from dealroom.domain.timestamps import iso
 from dealroom.notify import retry_at
-from dealroom.services.audit import event_json, iso
+from dealroom.services.audit import event_json
 from dealroom.services.uow import UnitOfWork, session_scope
 
 log = logging.getLogger("dealroom.webhooks")

@@ -23,21 +23,18 @@ import io
 import json
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from dealroom.db.models import Deal, Event
+from dealroom.domain.timestamps import iso
 
 GENESIS = "0" * 64
 #: Key of the PostgreSQL advisory lock that orders the global feed.
 FEED_LOCK = 0x6465616C  # "deal"
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def canonical(fields: dict[str, Any]) -> str:

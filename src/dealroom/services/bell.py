@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
 from dealroom.domain.errors import InvalidRequest
-from dealroom.services.audit import iso
+from dealroom.domain.timestamps import iso
 from dealroom.services.outbox import OutboxItem
 from dealroom.services.uow import UnitOfWork
 

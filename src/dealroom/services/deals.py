@@ -33,6 +33,7 @@ from dealroom.domain.errors import (
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion, Terms, at_least_cents
 from dealroom.domain.settings import Settings, SettingsError
+from dealroom.domain.timestamps import iso
 from dealroom.services import audit, fees, notifications
 from dealroom.services.accounts import Caller
 from dealroom.services.outbox import OutboxItem
@@ -62,7 +63,7 @@ def snapshot_of(listing: m.Listing) -> dict[str, Any]:
         "sale_mode": listing.sale_mode,
         "attributes": dict(listing.attributes or {}),
         "owner_id": listing.owner_id,
-        "updated_at": audit.iso(listing.updated_at),
+        "updated_at": iso(listing.updated_at),
     }
 
 
@@ -622,8 +623,8 @@ def _write_move(
         "last_move_at": st.last_move_at,
         "last_mover": st.last_mover,
         "last_transition": st.last_transition,
-        "entered": {k: [audit.iso(a), audit.iso(b)] for k, (a, b) in st.entered.items()},
-        "first_transitioned": {k: audit.iso(v) for k, v in st.first_transitioned.items()},
+        "entered": {k: [iso(a), iso(b)] for k, (a, b) in st.entered.items()},
+        "first_transitioned": {k: iso(v) for k, v in st.first_transitioned.items()},
         "data": {**st.data, **({"listing_rules": listing_rules} if listing_rules else {})},
         "updated_at": now,
     }

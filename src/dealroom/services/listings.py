@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from dealroom.db import models as m
 from dealroom.domain.errors import FieldProblem, InvalidRequest, NotAuthorized, NotFound
 from dealroom.domain.settings import Settings, SettingsError
+from dealroom.domain.timestamps import iso
 from dealroom.services.processes import get_process
 
 STAFF_ROLES = frozenset({"admin"})
@@ -154,7 +155,7 @@ class ListingQuery:
 
 
 def encode_cursor(listing: m.Listing) -> str:
-    raw = f"{listing.created_at.isoformat()}|{listing.id}".encode()
+    raw = f"{iso(listing.created_at)}|{listing.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

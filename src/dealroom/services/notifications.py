@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dealroom.db import models as m
+from dealroom.domain.timestamps import iso
 from dealroom.notify import email
 from dealroom.services import audit
 from dealroom.services.outbox import OutboxItem
@@ -68,5 +69,5 @@ def record_reminder(uow: UnitOfWork, deal: m.Deal, timer: m.Timer) -> list[m.Not
         spec.name,
         spec.template,
         roles,
-        {"reminder": True, "due_at": timer.due_at.isoformat()},
+        {"reminder": True, "due_at": iso(timer.due_at)},
     )

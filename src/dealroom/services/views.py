@@ -16,8 +16,8 @@ from dealroom.domain import engine
 from dealroom.domain.engine import DealState
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion
+from dealroom.domain.timestamps import iso
 from dealroom.services import deals, fees, trust
-from dealroom.services.audit import iso
 from dealroom.services.processes import get_process
 from dealroom.services.uow import UnitOfWork
 

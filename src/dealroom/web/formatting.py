@@ -19,6 +19,8 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time, format_timedelta
 from babel.numbers import format_currency, format_decimal
 
+from dealroom.domain.timestamps import iso
+
 DEFAULT_LOCALE = "en"
 _CODE_BEFORE_DIGIT = re.compile(r"([A-Z]{3})(?=[-\d\u0660-\u0669\u06f0-\u06f9\u200f\u200e])")
 _CODE_AFTER_DIGIT = re.compile(r"(?<=[\d\u0660-\u0669\u06f0-\u06f9])([A-Z]{3})")
@@ -180,7 +182,7 @@ class Formatter:
 
     def iso(self, value: Any) -> str:
         t = as_time(value)
-        return "" if t is None else t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return "" if t is None else iso(t)
 
     def input_value(self, value: Any) -> str:
         """A `datetime-local` input's value in the viewer's zone."""

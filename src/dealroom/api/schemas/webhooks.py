@@ -1,58 +1,19 @@
-"""Schemas of notification preferences and webhooks.
-
-Inputs forbid unknown fields and carry an OpenAPI example; outputs are built from ORM rows
-or service values.
-"""
+"""Webhooks: endpoints that receive signed deliveries of committed events, and the log of
+those deliveries."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from dealroom.api.schemas_accounts import Input, known_timezone
+from dealroom.api.schemas.base import Input, Timestamp
 
-EmailMode = Literal["immediate", "digest", "off"]
 EventFilter = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^(\*|[A-Z][A-Z0-9_]{0,63})$")
 ]
 DeliveryStatus = Literal["pending", "delivered", "failed", "cancelled"]
-
-
-# --- preferences --------------------------------------------------------------------------
-
-
-class PreferencesRead(BaseModel):
-    email: EmailMode = Field(
-        description="`immediate`: an email per notification; `digest`: one morning summary "
-        "a day; `off`: the bell only."
-    )
-    digest_hour: int = Field(description="Local hour (0-23) at which the digest goes out.")
-    timezone: str = Field(description="IANA timezone of the digest hour, e.g. Asia/Riyadh.")
-    next_digest_at: datetime | None = Field(
-        description="When the next digest is due (UTC), in `digest` mode."
-    )
-
-
-class PreferencesUpdate(Input):
-    """Fields left out keep their current value."""
-
-    email: EmailMode | None = None
-    digest_hour: Annotated[StrictInt, Field(ge=0, le=23)] | None = None
-    timezone: Annotated[str, StringConstraints(max_length=64)] | None = None
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"email": "digest", "digest_hour": 8, "timezone": "Asia/Riyadh"}]
-        }
-    )
-
-    _timezone = field_validator("timezone")(known_timezone)
-
-
-# --- webhooks -----------------------------------------------------------------------------
 
 
 class WebhookCreate(Input):
@@ -91,7 +52,7 @@ class WebhookRead(BaseModel):
     id: str
     url: str
     events: list[str]
-    created_at: datetime
+    created_at: Timestamp
 
 
 class WebhookCreated(WebhookRead):
@@ -106,7 +67,7 @@ class WebhookList(BaseModel):
 
 class DeliveryAttemptRead(BaseModel):
     attempt: int
-    at: str
+    at: Timestamp
     status_code: int | None
     error: str | None
     duration_ms: int
@@ -123,9 +84,9 @@ class DeliveryRead(BaseModel):
     attempts: int
     last_status_code: int | None
     last_error: str | None
-    next_attempt_at: datetime | None = Field(description="When it is tried again (pending only).")
-    created_at: datetime
-    delivered_at: datetime | None
+    next_attempt_at: Timestamp | None = Field(description="When it is tried again (pending only).")
+    created_at: Timestamp
+    delivered_at: Timestamp | None
     history: list[DeliveryAttemptRead]
 
     @field_validator("next_attempt_at", mode="before")

@@ -1,4 +1,5 @@
-"""Request and response shapes of the deal routes (API.md, "Deals").
+"""Deals: opening one, firing a transition, and the deal as a party reads it (API.md,
+"Deals").
 
 Inputs forbid unknown fields and bound every size, so a 1 MB body is a 422, never a 500.
 Money is an exact decimal string; a JSON number with a fraction is refused (NEG-003): a
@@ -12,20 +13,14 @@ import json
 import re
 from typing import Annotated, Any
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-)
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, Field, field_validator
 
-from dealroom.api.schemas_accounts import TrustRead
+from dealroom.api.schemas.base import Input, Output, Timestamp
+from dealroom.api.schemas.quotes import QuoteRead, QuoteSummary
+from dealroom.api.schemas.users import TrustRead
+from dealroom.domain.rules import MAX_MESSAGE, MAX_QUANTITY, MAX_TEXT
 
-MAX_MESSAGE = 5000
 MAX_REASON = 1000
-MAX_TEXT = 2000
 MAX_DATA_CHARS = 20_000
 MAX_INT = 2**31 - 1
 
@@ -58,10 +53,6 @@ Money = Annotated[
 ]
 
 
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 def _bounded_data(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is not None and len(json.dumps(value, default=str)) > MAX_DATA_CHARS:
         raise ValueError(f"data is at most {MAX_DATA_CHARS} characters of JSON")
@@ -76,14 +67,13 @@ class TermsCreate(Input):
     the listing snapshot (a move that gives only a quantity takes the listing's price)."""
 
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [{"unit_price": "47.00", "quantity": 1000, "lead_time_days": 5}]
         },
     )
 
     unit_price: Money | None = Field(None, description='Exact decimal string, e.g. "47.00".')
-    quantity: int | None = Field(None, ge=1, le=1_000_000_000)
+    quantity: int | None = Field(None, ge=1, le=MAX_QUANTITY)
     lead_time_days: int | None = Field(None, ge=0, le=3650)
     delivery_terms: str | None = Field(None, max_length=MAX_TEXT)
     valid_until: AwareDatetime | None = Field(
@@ -103,7 +93,6 @@ Reason = Annotated[str | None, Field(None, max_length=MAX_REASON)]
 
 class DealCreate(Input):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -144,7 +133,6 @@ class DealCreate(Input):
 
 class TransitionCreate(Input):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -173,22 +161,7 @@ class TransitionCreate(Input):
     _data = field_validator("data")(_bounded_data)
 
 
-class MessageCreate(Input):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"body": "Can you confirm the warranty terms?"}]},
-    )
-
-    body: str = Field(..., min_length=1, max_length=MAX_MESSAGE)
-
-
 # --- answers ------------------------------------------------------------------------------
-
-
-class Output(BaseModel):
-    """Answers keep fields the views add later (extra="allow")."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 class ProcessRef(Output):
@@ -207,30 +180,10 @@ class PartyRead(Output):
     )
 
 
-class QuoteRead(Output):
-    version: int
-    created_by_role: str
-    unit_price: str
-    quantity: int
-    total_price: str
-    currency: str
-    discount_percent: str | None = None
-    lead_time_days: int | None = None
-    delivery_terms: str | None = None
-    valid_until: str | None = None
-    notes: str | None = None
-    change_reason: str
-    price_change_pct: str | None = None
-    lead_time_change_days: int | None = None
-    status: str
-    message: str | None = None
-    created_at: str
-
-
 class NextStep(Output):
     action: str
     actor: str
-    due_at: str | None = None
+    due_at: Timestamp | None = None
 
 
 class FeeRead(Output):
@@ -257,7 +210,7 @@ class HandoffRead(Output):
     total: str
     currency: str
     quote_version: int | None = None
-    fees: list[FeeRead] = []
+    fees: list[FeeRead] = Field(default=[])
     escrow: EscrowRead | None = None
     shipment: ShipmentRead | None = None
 
@@ -282,25 +235,15 @@ class DealRead(Output):
     available_transitions: list[str]
     deadlines: dict[str, Any]
     next_step: NextStep | None
-    fees: list[FeeRead] = []
+    fees: list[FeeRead] = Field(default=[])
     handoff: HandoffRead | None
-    data: dict[str, Any] = {}
-    created_at: str
-    updated_at: str
-    closed_at: str | None
+    data: dict[str, Any] = Field(default={})
+    created_at: Timestamp
+    updated_at: Timestamp
+    closed_at: Timestamp | None
     dry_run: bool | None = Field(
         None, description="True on a dry-run answer: the would-be deal, nothing saved."
     )
-
-
-class QuoteSummary(Output):
-    version: int
-    created_by_role: str
-    unit_price: str
-    quantity: int
-    total_price: str
-    currency: str
-    status: str
 
 
 class DealListItem(Output):
@@ -320,9 +263,9 @@ class DealListItem(Output):
     round: int
     order_ref: str | None = None
     next_step: NextStep | None
-    created_at: str
-    updated_at: str
-    closed_at: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    closed_at: Timestamp | None
 
 
 class DealPage(Output):
@@ -330,79 +273,3 @@ class DealPage(Output):
     next_cursor: str | None = Field(
         None, description="Pass as `cursor` for the next page; null on the last page."
     )
-
-
-class QuoteList(Output):
-    items: list[QuoteRead]
-
-
-class ChangeRead(Output):
-    field: str
-    old_value: Any
-    new_value: Any
-    percent_change: str | None = None
-
-
-class QuoteDiff(Output):
-    from_version: int
-    to_version: int
-    changes: list[ChangeRead]
-    summary: str
-
-
-class MessageRead(Output):
-    id: str
-    author_id: str
-    body: str
-    created_at: str
-
-
-class MessagePage(Output):
-    items: list[MessageRead]
-    next_cursor: str | None = None
-
-
-class EventRead(Output):
-    seq: int
-    type: str
-    deal_id: str
-    actor_id: str | None
-    actor_type: str = Field(..., description="buyer, seller, operator or system")
-    from_state: str | None
-    to_state: str | None
-    payload: dict[str, Any]
-    created_at: str
-    prev_hash: str
-    hash: str
-
-
-class EventPage(Output):
-    items: list[EventRead]
-    next_after: int | None = Field(
-        None, description="Pass as `after` to read on (the last `seq` returned)."
-    )
-    has_more: bool = False
-
-
-class AuditVerification(Output):
-    valid: bool
-    events: int
-    head_hash: str | None
-    first_bad_seq: int | None
-    reason: str | None = None
-
-
-class ProblemRead(Output):
-    """RFC 9457 problem details, with a stable `code` and context fields."""
-
-    type: str
-    title: str
-    status: int
-    code: str
-    detail: str
-    instance: str | None = None
-    rule: str | None = None
-    field: str | None = None
-    errors: list[dict[str, Any]] | None = None
-    deal_id: str | None = None
-    current_version: int | None = None

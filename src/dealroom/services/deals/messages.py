@@ -1,0 +1,42 @@
+"""Messages in a deal room: free text on the record, never a move."""
+
+from __future__ import annotations
+
+from dealroom.db import models as m
+from dealroom.domain.errors import InvalidRequest
+from dealroom.services import audit, notifications
+from dealroom.services.deals.read import get_deal
+from dealroom.services.outbox import OutboxItem
+from dealroom.services.uow import UnitOfWork
+
+MAX_MESSAGE = 5000
+
+
+def post_message(uow: UnitOfWork, user: m.User, *, deal_id: str, body: str) -> m.Message:
+    """A message never changes state nor counts as a transition, but it is on the record."""
+    text_ = body.strip()
+    if not text_:
+        raise InvalidRequest("A message needs some text.", field="body", rule="MESSAGE")
+    if len(text_) > MAX_MESSAGE:
+        raise InvalidRequest(
+            f"A message is at most {MAX_MESSAGE} characters.", field="body", rule="MESSAGE"
+        )
+    deal, role = get_deal(uow.session, deal_id, user, lock=True)
+    msg = m.Message(deal_id=deal.id, author_id=user.id, body=text_, created_at=uow.now)
+    uow.session.add(msg)
+    uow.session.flush()
+    e = audit.append(
+        uow.session, deal, type="MESSAGE_POSTED", actor_id=user.id, actor_type=role,
+        from_state=deal.state, to_state=deal.state,
+        payload={"message_id": msg.id, "body": text_},
+        now=uow.now, ip=uow.ip, user_agent=uow.user_agent,
+    )  # fmt: skip
+    deal.updated_at = uow.now
+    uow.outbox.append(OutboxItem("event", deal.id, audit.published(uow.session, e)))
+    # Offer reference: "Offer Message: notify about new communications" — the other party
+    # (both, when an operator writes).
+    others = [r for r in ("buyer", "seller") if r != role]
+    notifications.record(
+        uow, deal, "message-posted", "message-posted", others, {"message_id": msg.id}
+    )
+    return msg

@@ -30,7 +30,7 @@ from dealroom.edge.caller import CurrentUser
 from dealroom.edge.idempotency import idempotent, in_one_trip
 from dealroom.edge.uow import UoW, answer, json_response
 from dealroom.services import audit, deals, views
-from dealroom.services.accounts import Caller
+from dealroom.services.accounts import Caller, is_staff
 from dealroom.services.processes import get_process
 from dealroom.services.uow import UnitOfWork, session_scope
 
@@ -232,7 +232,7 @@ def list_deals(
         stmt = stmt.where(m.Deal.buyer_id == user.id)
     elif role == "seller":
         stmt = stmt.where(m.Deal.seller_id == user.id)
-    elif not deals.STAFF_ROLES & set(user.roles or []):
+    elif not is_staff(user):
         stmt = stmt.where(or_(m.Deal.buyer_id == user.id, m.Deal.seller_id == user.id))
     if state is not None:
         stmt = stmt.where(m.Deal.state == state)

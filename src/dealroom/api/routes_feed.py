@@ -14,8 +14,8 @@ from dealroom.db import models as m
 from dealroom.edge.caller import CurrentUser
 from dealroom.edge.problems import NEEDS_TOKEN
 from dealroom.edge.uow import UoW
+from dealroom.services.accounts import is_staff
 from dealroom.services.audit import event_json
-from dealroom.services.deals import STAFF_ROLES
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=NEEDS_TOKEN)
 
@@ -31,7 +31,7 @@ def feed(
     operators and admins see all. Each event keeps its per-deal `seq` and adds its
     `feed_seq`; poll again with `after=next_after`."""
     stmt = select(m.Event).where(m.Event.feed_seq > after)
-    if not STAFF_ROLES & set(user.roles or []):
+    if not is_staff(user):
         stmt = stmt.join(m.Deal, m.Deal.id == m.Event.deal_id).where(
             or_(m.Deal.buyer_id == user.id, m.Deal.seller_id == user.id)
         )

@@ -46,6 +46,7 @@ from dealroom.realtime.brokers import RealtimeBroker
 from dealroom.realtime.hub import READ_BATCH, Hub
 from dealroom.security import read_token, signing_key
 from dealroom.services import bell, deals
+from dealroom.services.accounts import is_staff
 from dealroom.services.audit import event_json
 from dealroom.services.uow import UnitOfWork, session_scope
 
@@ -304,7 +305,7 @@ def my_stream(
         hub,
         request.app.state.clock,
         user.id,
-        staff=bool(deals.STAFF_ROLES & set(user.roles or [])),
+        staff=is_staff(user),
         position=position,
         seconds_left=_seconds_left(request, uow),
     )

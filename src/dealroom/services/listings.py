@@ -22,7 +22,8 @@ from dealroom.domain.errors import FieldProblem, InvalidRequest, NotAuthorized, 
 from dealroom.domain.settings import Settings, SettingsError
 from dealroom.services.processes import get_process
 
-STAFF_ROLES = frozenset({"admin"})
+#: Who may edit a listing they do not own (operators run deals, not the catalogue).
+EDITS_ANY_LISTING = frozenset({"admin"})
 #: Every sale mode runs the `market` process unless the listing names another (API.md).
 DEFAULT_PROCESS = {"negotiable": "market", "buy_now": "market", "auction": "market"}
 EDITABLE = frozenset(
@@ -103,7 +104,7 @@ def update_listing(
     Open deals keep the snapshot they opened with; closing or pausing stops new deals.
     """
     listing = get_listing(session, listing_id)
-    if listing.owner_id != user.id and not STAFF_ROLES & set(user.roles or []):
+    if listing.owner_id != user.id and not EDITS_ANY_LISTING & set(user.roles or []):
         raise NotAuthorized("Only the listing's owner may edit it.", rule="OWNER")
     unknown = set(changes) - EDITABLE
     if unknown:

@@ -22,7 +22,6 @@ from dealroom.services.deals.moves import (
 )
 from dealroom.services.deals.persist import persist
 from dealroom.services.deals.read import (
-    STAFF_ROLES,
     DealResult,
     Surroundings,
     actor_for,
@@ -40,7 +39,6 @@ from dealroom.services.deals.read import (
 
 __all__ = [
     "MAX_MESSAGE",
-    "STAFF_ROLES",
     "DealResult",
     "Surroundings",
     "actor_for",

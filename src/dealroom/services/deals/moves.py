@@ -24,10 +24,9 @@ from dealroom.domain.errors import (
 )
 from dealroom.domain.model import Process
 from dealroom.domain.settings import Settings
-from dealroom.services.accounts import Caller
+from dealroom.services.accounts import Caller, is_staff
 from dealroom.services.deals.persist import persist
 from dealroom.services.deals.read import (
-    STAFF_ROLES,
     DealResult,
     Surroundings,
     actor_for,
@@ -72,7 +71,7 @@ def open_deal(
     t = process.transitions[transition]
     if not {"buyer", "seller"} & t.actors:
         # Opened by staff for the parties (an auction win): the caller is the operator.
-        if not STAFF_ROLES & set(user.roles or []):
+        if not is_staff(user):
             raise NotAuthorized(f"'{transition}' is recorded by an operator.", rule="ACTOR")
         role = "operator"
     else:
@@ -269,7 +268,7 @@ def _acts_as_operator(
 ) -> bool:
     """A party who is also staff fires operator transitions as the operator."""
     t = process.transitions.get(name)
-    if t is None or not STAFF_ROLES & set(user.roles or []):
+    if t is None or not is_staff(user):
         return False
     roles = engine.permitted_roles(process, state, t)
     return role not in roles and "operator" in roles

@@ -23,10 +23,8 @@ from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion, Terms, at_least_cents
 from dealroom.domain.settings import Settings, SettingsError
 from dealroom.services import audit
+from dealroom.services.accounts import is_staff
 from dealroom.services.uow import UnitOfWork
-
-STAFF_ROLES = frozenset({"operator", "admin"})
-
 
 # --- reading a deal into the engine's terms -----------------------------------------------
 
@@ -180,7 +178,7 @@ def role_in(deal: m.Deal, user: m.User) -> str:
         return "buyer"
     if user.id == deal.seller_id:
         return "seller"
-    if STAFF_ROLES & set(user.roles or []):
+    if is_staff(user):
         return "operator"
     raise NotFound("There is no such deal.", rule="VISIBILITY", deal_id=deal.id)
 

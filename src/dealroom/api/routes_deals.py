@@ -8,11 +8,7 @@ which write nothing and so have nothing to replay).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -29,7 +25,7 @@ from dealroom.domain.quotes import diff
 from dealroom.edge.caller import CurrentUser
 from dealroom.edge.idempotency import idempotent, in_one_trip
 from dealroom.edge.uow import UoW, answer, json_response
-from dealroom.services import audit, deals, views
+from dealroom.services import audit, cursors, deals, views
 from dealroom.services.accounts import Caller, is_staff
 from dealroom.services.processes import get_process
 from dealroom.services.uow import UnitOfWork, session_scope
@@ -140,29 +136,6 @@ def _read_deal(uow: UnitOfWork, user: m.User, deal_id: str) -> deals.DealResult:
     return deals.DealResult(deal, state, process, role, around=around)
 
 
-# --- cursors ------------------------------------------------------------------------------
-
-
-def _encode_cursor(at: datetime, row_id: str) -> str:
-    raw = json.dumps([audit.iso(at), row_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, row_id = json.loads(raw)
-        when = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
-        if when.tzinfo is None or not isinstance(row_id, str):
-            raise ValueError("naive time or bad id")
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidRequest(
-            "This cursor is not one this API gave out; start again without it.",
-            field="cursor",
-        ) from exc
-    return when, row_id
-
-
 # --- deals --------------------------------------------------------------------------------
 
 
@@ -239,14 +212,14 @@ def list_deals(
     if process is not None:
         stmt = stmt.where(m.Deal.process_name == process)
     if cursor is not None:
-        at, last_id = _decode_cursor(cursor)
+        at, last_id = cursors.time_and_id(cursor)
         stmt = stmt.where(
             or_(m.Deal.updated_at < at, and_(m.Deal.updated_at == at, m.Deal.id < last_id))
         )
     stmt = stmt.order_by(m.Deal.updated_at.desc(), m.Deal.id.desc()).limit(limit + 1)
-    rows = list(uow.session.scalars(stmt))
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = _encode_cursor(page[-1].updated_at, page[-1].id) if more else None
+    page, next_cursor = cursors.page(
+        list(uow.session.scalars(stmt)), limit, lambda d: (d.updated_at, d.id)
+    )
     return json_response({"items": _list_items(uow, user, page), "next_cursor": next_cursor})
 
 
@@ -419,14 +392,14 @@ def list_messages(
     deal, _ = deals.get_deal(uow.session, deal_id, user)
     stmt = select(m.Message).where(m.Message.deal_id == deal.id)
     if cursor is not None:
-        at, last_id = _decode_cursor(cursor)
+        at, last_id = cursors.time_and_id(cursor)
         stmt = stmt.where(
             or_(m.Message.created_at > at, and_(m.Message.created_at == at, m.Message.id > last_id))
         )
     stmt = stmt.order_by(m.Message.created_at, m.Message.id).limit(limit + 1)
-    rows = list(uow.session.scalars(stmt))
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    page, next_cursor = cursors.page(
+        list(uow.session.scalars(stmt)), limit, lambda x: (x.created_at, x.id)
+    )
     return json_response({"items": [_message_json(x) for x in page], "next_cursor": next_cursor})
 
 

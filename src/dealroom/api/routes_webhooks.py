@@ -16,12 +16,12 @@ from dealroom.api.schemas_notify import (
     WebhookList,
     WebhookRead,
 )
-from dealroom.domain.errors import InvalidRequest
 from dealroom.edge.caller import CurrentUser, require_staff
 from dealroom.edge.idempotency import Idempotent
 from dealroom.edge.problems import NEEDS_TOKEN
 from dealroom.edge.uow import UoW, answer
 from dealroom.notify import webhooks
+from dealroom.services import cursors
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=NEEDS_TOKEN)
 
@@ -74,22 +74,20 @@ def list_deliveries(
     uow: UoW,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     status: DeliveryStatus | None = None,
 ) -> DeliveryPage:
     """The delivery log, newest event first: each delivery's status, attempts, last HTTP
     status or error, and every attempt with its time and duration."""
     require_staff(user)
-    if cursor is not None and not cursor.isdigit():
-        raise InvalidRequest("cursor is the `next_cursor` of the previous page.", field="cursor")
     rows = webhooks.deliveries(
         uow.session,
         webhook_id,
         limit=limit,
-        before=int(cursor) if cursor is not None else None,
+        before=cursors.position(cursor) if cursor is not None else None,
         status=status,
     )
     return DeliveryPage(
         items=[DeliveryRead.model_validate(d) for d in rows],
-        next_cursor=str(rows[-1].feed_seq) if len(rows) == limit else None,
+        next_cursor=cursors.encode(rows[-1].feed_seq) if len(rows) == limit else None,
     )

@@ -7,13 +7,14 @@ decide, and persists the outcome in the caller's transaction. Services flush, ne
 - `moves`: open a deal, fire a transition (a user's or the system's)
 - `persist`: writing a move (deal row, quote version, events, timers, hand-off rows)
 - `messages`: messages in the deal room
+- `trail`: a deal's audit trail as its readers get it (pages, the export)
 
 This module is the package's face: it re-exports what callers use, so
 `from dealroom.services import deals; deals.open_deal(...)` reads the same wherever it is
 written. New code may import from the modules themselves.
 """
 
-from dealroom.services.deals.messages import MAX_MESSAGE, post_message
+from dealroom.services.deals.messages import MAX_MESSAGE, list_messages, post_message
 from dealroom.services.deals.moves import (
     fire_system,
     fire_transition,
@@ -25,12 +26,15 @@ from dealroom.services.deals.read import (
     DealResult,
     Surroundings,
     actor_for,
+    count_by_state,
     engine_listing,
     engine_state,
     get_deal,
     get_deal_view,
+    list_deals,
     load_versions,
     offer_counts,
+    read_deal,
     role_in,
     settings_for,
     snapshot_of,
@@ -42,6 +46,7 @@ __all__ = [
     "DealResult",
     "Surroundings",
     "actor_for",
+    "count_by_state",
     "engine_listing",
     "engine_state",
     "fire_system",
@@ -49,11 +54,14 @@ __all__ = [
     "fire_transition_as",
     "get_deal",
     "get_deal_view",
+    "list_deals",
+    "list_messages",
     "load_versions",
     "offer_counts",
     "open_deal",
     "persist",
     "post_message",
+    "read_deal",
     "role_in",
     "settings_for",
     "snapshot_of",

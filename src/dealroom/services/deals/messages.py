@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
 from dealroom.db import models as m
 from dealroom.domain.errors import InvalidRequest
-from dealroom.services import audit, notifications
+from dealroom.services import audit, cursors, notifications
 from dealroom.services.deals.read import get_deal
 from dealroom.services.outbox import OutboxItem
 from dealroom.services.uow import UnitOfWork
@@ -40,3 +43,18 @@ def post_message(uow: UnitOfWork, user: m.User, *, deal_id: str, body: str) -> m
         uow, deal, "message-posted", "message-posted", others, {"message_id": msg.id}
     )
     return msg
+
+
+def list_messages(
+    session: Session, user: m.User, *, deal_id: str, limit: int, cursor: str | None = None
+) -> tuple[list[m.Message], str | None]:
+    """The deal's messages, oldest first, and the cursor of the next page."""
+    deal, _ = get_deal(session, deal_id, user)
+    stmt = select(m.Message).where(m.Message.deal_id == deal.id)
+    if cursor is not None:
+        at, last_id = cursors.time_and_id(cursor)
+        stmt = stmt.where(
+            or_(m.Message.created_at > at, and_(m.Message.created_at == at, m.Message.id > last_id))
+        )
+    stmt = stmt.order_by(m.Message.created_at, m.Message.id).limit(limit + 1)
+    return cursors.page(list(session.scalars(stmt)), limit, lambda x: (x.created_at, x.id))

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from dealroom.db import models as m
@@ -22,8 +22,9 @@ from dealroom.domain.errors import InvalidRequest, NotFound
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion, Terms, at_least_cents
 from dealroom.domain.settings import Settings, SettingsError
-from dealroom.services import audit
+from dealroom.services import audit, cursors
 from dealroom.services.accounts import is_staff
+from dealroom.services.processes import get_process
 from dealroom.services.uow import UnitOfWork
 
 # --- reading a deal into the engine's terms -----------------------------------------------
@@ -292,6 +293,59 @@ class DealResult:
     #: Read with the deal (`get_deal_view`) and brought up to date by the move; None: the
     #: answer reads them itself.
     around: Surroundings | None = None
+
+
+def read_deal(uow: UnitOfWork, user: m.User, deal_id: str) -> DealResult:
+    """The deal as `user` may see it, with what its answer shows besides."""
+    deal, role, around = get_deal_view(uow.session, deal_id, user)
+    process = get_process(uow.session, deal.process_name, deal.process_version)
+    state = engine_state(uow, deal, process)
+    return DealResult(deal, state, process, role, around=around)
+
+
+# --- many deals ---------------------------------------------------------------------------
+
+
+def list_deals(
+    session: Session,
+    user: m.User,
+    *,
+    state: str | None = None,
+    role: str | None = None,
+    process: str | None = None,
+    limit: int,
+    cursor: str | None = None,
+) -> tuple[list[m.Deal], str | None]:
+    """Deals where `user` is a party (staff: every deal), most recently updated first, and
+    the cursor of the next page. `role` (buyer, seller) keeps the user's side only."""
+    stmt = select(m.Deal)
+    if role == "buyer":
+        stmt = stmt.where(m.Deal.buyer_id == user.id)
+    elif role == "seller":
+        stmt = stmt.where(m.Deal.seller_id == user.id)
+    elif not is_staff(user):
+        stmt = stmt.where(or_(m.Deal.buyer_id == user.id, m.Deal.seller_id == user.id))
+    if state is not None:
+        stmt = stmt.where(m.Deal.state == state)
+    if process is not None:
+        stmt = stmt.where(m.Deal.process_name == process)
+    if cursor is not None:
+        at, last_id = cursors.time_and_id(cursor)
+        stmt = stmt.where(
+            or_(m.Deal.updated_at < at, and_(m.Deal.updated_at == at, m.Deal.id < last_id))
+        )
+    stmt = stmt.order_by(m.Deal.updated_at.desc(), m.Deal.id.desc()).limit(limit + 1)
+    return cursors.page(list(session.scalars(stmt)), limit, lambda d: (d.updated_at, d.id))
+
+
+def count_by_state(session: Session) -> list[tuple[str, str, int]]:
+    """How many deals each (process, state) holds."""
+    rows = session.execute(
+        select(m.Deal.process_name, m.Deal.state, func.count()).group_by(
+            m.Deal.process_name, m.Deal.state
+        )
+    )
+    return [(str(p), str(st), int(n)) for p, st, n in rows]
 
 
 def offer_counts(session: Session, listing_ids: list[str]) -> dict[str, int]:

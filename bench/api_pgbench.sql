@@ -1,5 +1,5 @@
 -- bench/api.py, raw-SQL side: one market deal walked as 4 transactions, statement for
--- statement what the API writes for each (services/deals.py open_deal, fire_transition,
+-- statement what the API writes for each (services/deals/ open_deal, fire_transition,
 -- persist, _handoff; services/audit.py append, number_feed; notifications.record;
 -- notify/email.enqueue; realtime.PostgresBroker.announce), in the API's order:
 -- the reference counters (services/refs.py) in a statement of their own, outside the

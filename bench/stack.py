@@ -8,7 +8,7 @@ Each figure is process CPU time (not wall time) per call, the median of `--repea
 
 - psycopg alone: `conn.execute(sql, params).fetchone()`, and an INSERT;
 - SQLAlchemy Core with the statement built on every call (`select(...).where(...)`), and
-  built once with `bindparam` (what services/deals.py does for a move's statements);
+  built once with `bindparam` (what services/deals/persist.py does for a move's statements);
 - the ORM: a `select(Model)` returning one object, `Session.get` of an object not in the
   identity map, and `Session.add` + `flush` of one new object;
 - one trip from an asyncio event loop to anyio's thread pool and back (FastAPI makes one

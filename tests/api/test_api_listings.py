@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+from datetime import datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -271,6 +273,24 @@ def test_pages_follow_the_cursor_newest_first(
     assert sorted(seen) == sorted(made)
     assert len(seen) == 5
     assert seen[0] == made[-1]
+
+
+def test_a_cursor_given_out_before_the_one_format_still_pages(
+    client: TestClient, db: Database, clock: TestClock
+) -> None:
+    owner = seller(db)
+    for i in range(3):
+        make_listing(client, owner, title=f"Lot {i}")
+        clock.advance(minutes=1)
+    first = client.get("/v1/listings", params={"limit": 1}).json()
+    last = first["items"][-1]
+    when = datetime.fromisoformat(last["created_at"].replace("Z", "+00:00")).isoformat()
+    old = base64.urlsafe_b64encode(f"{when}|{last['id']}".encode()).decode().rstrip("=")
+    by_old = client.get("/v1/listings", params={"limit": 1, "cursor": old})
+    by_new = client.get("/v1/listings", params={"limit": 1, "cursor": first["next_cursor"]})
+    assert by_old.status_code == 200, by_old.text
+    assert by_old.json() == by_new.json()
+    assert by_old.json()["items"][0]["title"] == "Lot 1"
 
 
 def test_a_cursor_we_did_not_give_is_refused(client: TestClient) -> None:

@@ -17,6 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
+import dealroom.processes as builtin_processes
 from dbsupport import PG_URL
 from dealroom.clock import TestClock
 from dealroom.config import Config
@@ -31,7 +32,7 @@ from dealroom.worker import run_once
 from people import TEST_SECRET, add_user
 
 BASE_URL = "https://deals.example.test"
-PROCESS_DIR = Path(deals.__file__).parent.parent / "processes"
+PROCESS_DIR = Path(builtin_processes.__file__).parent
 
 
 # --- a real SMTP server -------------------------------------------------------------------

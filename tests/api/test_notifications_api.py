@@ -74,6 +74,18 @@ def test_pages_follow_the_cursor_to_the_oldest(client: TestClient, db: Database,
     assert (bad.status_code, bad.json()["field"]) == (422, "cursor")
 
 
+def test_a_bare_number_cursor_from_before_the_one_format_still_pages(client: TestClient, db: Database, clock: TestClock, buyer: Person) -> None:  # fmt: skip
+    ids = ring(db, clock, buyer, 3)
+    first = client.get("/v1/me/notifications", params={"limit": 1}, headers=buyer.headers).json()
+    pages = [
+        client.get("/v1/me/notifications", params={"limit": 1, "cursor": cursor},
+                   headers=buyer.headers).json()
+        for cursor in (first["next_cursor"], str(ids[-1]))
+    ]  # fmt: skip
+    assert pages[0] == pages[1]
+    assert [n["id"] for n in pages[0]["items"]] == [ids[1]]
+
+
 def test_marking_some_read_lowers_the_count_and_ignores_other_peoples_ids(client: TestClient, db: Database, clock: TestClock, buyer: Person, seller: Person) -> None:  # fmt: skip
     mine = ring(db, clock, buyer, 3)
     theirs = ring(db, clock, seller, 1)

@@ -8,16 +8,10 @@ which write nothing and so have nothing to replay).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from sqlalchemy import and_, or_, select
 from starlette.concurrency import run_in_threadpool
 
 from dealroom.api import schemas as sc
@@ -32,8 +26,8 @@ from dealroom.edge.idempotency import idempotent, in_one_trip
 from dealroom.edge.uow import UoW, answer, json_response
 from dealroom.services import audit, deals, views
 from dealroom.services.accounts import Caller
-from dealroom.services.processes import get_process
-from dealroom.services.uow import UnitOfWork, session_scope
+from dealroom.services.deals import trail
+from dealroom.services.uow import UnitOfWork
 
 router = APIRouter(prefix="/v1/deals", tags=["deals"])
 
@@ -95,34 +89,7 @@ def idempotent_write(
     idempotent(request, uow, user, body)
 
 
-# --- rendering ----------------------------------------------------------------------------
-
-
-def _render(uow: UnitOfWork, result: deals.DealResult, *, version: int | None = None) -> Any:
-    timers = None
-    if result.outcome is not None:
-        # A move replaces every pending timer of the deal with those of its outcome
-        # (deals.persist), so its deadlines are known without reading them back; a dry
-        # run's are those its move would set, not the stored ones.
-        drafts = sorted(result.outcome.timers, key=lambda t: t.due_at)
-        timers = [
-            m.Timer(deal_id=result.deal.id, kind=t.kind, name=t.name, due_at=t.due_at,
-                    state=t.state, rule=t.rule, event=t.event, status="pending")
-            for t in drafts
-        ]  # fmt: skip
-    return views.deal_json(
-        uow.session,
-        result.deal,
-        result.state,
-        result.process,
-        result.role,
-        fee_config=uow.config.fees,
-        version=version,
-        now=uow.now,
-        timers=timers,
-        trust_max_age=uow.config.trust_cache_seconds,
-        around=result.around,
-    )
+# --- parsing ------------------------------------------------------------------------------
 
 
 def _payload(body: sc.DealCreate | sc.TransitionCreate, data: dict[str, Any]) -> Payload:
@@ -132,36 +99,6 @@ def _payload(body: sc.DealCreate | sc.TransitionCreate, data: dict[str, Any]) ->
         reason=body.reason,
         data=data,
     )
-
-
-def _read_deal(uow: UnitOfWork, user: m.User, deal_id: str) -> deals.DealResult:
-    deal, role, around = deals.get_deal_view(uow.session, deal_id, user)
-    process = get_process(uow.session, deal.process_name, deal.process_version)
-    state = deals.engine_state(uow, deal, process)
-    return deals.DealResult(deal, state, process, role, around=around)
-
-
-# --- cursors ------------------------------------------------------------------------------
-
-
-def _encode_cursor(at: datetime, row_id: str) -> str:
-    raw = json.dumps([iso(at), row_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, row_id = json.loads(raw)
-        when = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
-        if when.tzinfo is None or not isinstance(row_id, str):
-            raise ValueError("naive time or bad id")
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidRequest(
-            "This cursor is not one this API gave out; start again without it.",
-            field="cursor",
-        ) from exc
-    return when, row_id
 
 
 # --- deals --------------------------------------------------------------------------------
@@ -201,8 +138,8 @@ async def create_deal(
             dry_run=dry_run,
         )
         if dry_run:
-            return json_response({**_render(uow, result), "dry_run": True})
-        return answer(uow, _render(uow, result), 201)
+            return json_response({**views.result_json(uow, result), "dry_run": True})
+        return answer(uow, views.result_json(uow, result), 201)
 
     raw = await request.body()
     return await run_in_threadpool(in_one_trip, request, raw, open_it, replayable=not dry_run)
@@ -228,75 +165,11 @@ def list_deals(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    stmt = select(m.Deal)
-    if role == "buyer":
-        stmt = stmt.where(m.Deal.buyer_id == user.id)
-    elif role == "seller":
-        stmt = stmt.where(m.Deal.seller_id == user.id)
-    elif not deals.STAFF_ROLES & set(user.roles or []):
-        stmt = stmt.where(or_(m.Deal.buyer_id == user.id, m.Deal.seller_id == user.id))
-    if state is not None:
-        stmt = stmt.where(m.Deal.state == state)
-    if process is not None:
-        stmt = stmt.where(m.Deal.process_name == process)
-    if cursor is not None:
-        at, last_id = _decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(m.Deal.updated_at < at, and_(m.Deal.updated_at == at, m.Deal.id < last_id))
-        )
-    stmt = stmt.order_by(m.Deal.updated_at.desc(), m.Deal.id.desc()).limit(limit + 1)
-    rows = list(uow.session.scalars(stmt))
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = _encode_cursor(page[-1].updated_at, page[-1].id) if more else None
-    return json_response({"items": _list_items(uow, user, page), "next_cursor": next_cursor})
-
-
-def _list_items(uow: UnitOfWork, user: m.User, rows: list[m.Deal]) -> list[dict[str, Any]]:
-    """Render a page of deals with a fixed number of queries, whatever its length."""
-    items = []
-    for page in views.load_page(uow, rows):
-        deal, state, handoff = page.deal, page.state, page.handoff
-        current = state.current
-        items.append(
-            {
-                "id": deal.id,
-                "ref": deal.ref,
-                "process": {"name": deal.process_name, "version": deal.process_version},
-                "state": deal.state,
-                "version": deal.version,
-                "listing_id": deal.listing_id,
-                "listing_title": deal.listing_snapshot.get("title", ""),
-                "buyer": views.party(page.buyer),
-                "seller": views.party(page.seller),
-                "viewer_role": _viewer_role(deal, user),
-                "current_quote": None
-                if current is None
-                else {
-                    "version": current.number,
-                    "created_by_role": current.created_by_role,
-                    "unit_price": str(current.terms.unit_price),
-                    "quantity": current.terms.quantity,
-                    "total_price": str(current.terms.total),
-                    "currency": current.terms.currency,
-                    "status": current.status,
-                },
-                "round": state.round,
-                "order_ref": handoff["order_ref"] if handoff else None,
-                "next_step": page.next_step,
-                "created_at": iso(deal.created_at),
-                "updated_at": iso(deal.updated_at),
-                "closed_at": iso(deal.closed_at) if deal.closed_at else None,
-            }
-        )
-    return items
-
-
-def _viewer_role(deal: m.Deal, user: m.User) -> str:
-    if user.id == deal.buyer_id:
-        return "buyer"
-    if user.id == deal.seller_id:
-        return "seller"
-    return "operator"
+    rows, next_cursor = deals.list_deals(
+        uow.session, user, state=state, role=role, process=process, limit=limit, cursor=cursor
+    )
+    items = views.deal_list_json(uow, user, rows)
+    return json_response({"items": items, "next_cursor": next_cursor})
 
 
 @router.get(
@@ -307,7 +180,7 @@ def _viewer_role(deal: m.Deal, user: m.User) -> str:
     responses=READ,
 )
 def read_deal(deal_id: str, uow: UoW, user: CurrentUser) -> Response:
-    return json_response(_render(uow, _read_deal(uow, user, deal_id)))
+    return json_response(views.result_json(uow, deals.read_deal(uow, user, deal_id)))
 
 
 @router.post(
@@ -338,9 +211,9 @@ async def fire_transition(
             dry_run=dry_run,
         )
         if dry_run:
-            would_be = _render(uow, result, version=result.deal.version + 1)
+            would_be = views.result_json(uow, result, version=result.deal.version + 1)
             return json_response({**would_be, "dry_run": True})
-        return answer(uow, _render(uow, result), 200)
+        return answer(uow, views.result_json(uow, result), 200)
 
     raw = await request.body()
     return await run_in_threadpool(in_one_trip, request, raw, move, replayable=not dry_run)
@@ -417,18 +290,10 @@ def list_messages(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    deal, _ = deals.get_deal(uow.session, deal_id, user)
-    stmt = select(m.Message).where(m.Message.deal_id == deal.id)
-    if cursor is not None:
-        at, last_id = _decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(m.Message.created_at > at, and_(m.Message.created_at == at, m.Message.id > last_id))
-        )
-    stmt = stmt.order_by(m.Message.created_at, m.Message.id).limit(limit + 1)
-    rows = list(uow.session.scalars(stmt))
-    page, more = rows[:limit], len(rows) > limit
-    next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if more else None
-    return json_response({"items": [_message_json(x) for x in page], "next_cursor": next_cursor})
+    rows, next_cursor = deals.list_messages(
+        uow.session, user, deal_id=deal_id, limit=limit, cursor=cursor
+    )
+    return json_response({"items": [_message_json(x) for x in rows], "next_cursor": next_cursor})
 
 
 @router.post(
@@ -464,14 +329,7 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Response:
     deal, _ = deals.get_deal(uow.session, deal_id, user)
-    rows = list(
-        uow.session.scalars(
-            select(m.Event)
-            .where(m.Event.deal_id == deal.id, m.Event.seq > after)
-            .order_by(m.Event.seq)
-            .limit(limit + 1)
-        )
-    )
+    rows = trail.events_after(uow.session, deal.id, after=after, limit=limit + 1)
     page = rows[:limit]
     return json_response(
         {
@@ -528,23 +386,7 @@ def export_audit(
         )
     db: Database = request.app.state.db
     return StreamingResponse(
-        _export(db, deal.id, fmt),
+        trail.export(db, deal.id, fmt),
         media_type=EXPORT_TYPES[fmt],
         headers={"Content-Disposition": f'attachment; filename="{deal.ref}-audit.{fmt}"'},
     )
-
-
-def _export(db: Database, deal_id: str, fmt: str) -> Iterator[str]:
-    """Stream from a session of its own: the request's unit of work has ended by now."""
-    with session_scope(db, write=False) as s:
-        if not db.is_sqlite:
-            # The verification and the events come from one snapshot.
-            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        deal = s.get(m.Deal, deal_id)
-        if deal is None:
-            return
-        if fmt == "csv":
-            yield from audit.export_csv(audit.deal_events(s, deal_id))
-        else:
-            verification = audit.verify_deal(s, deal)
-            yield from audit.export_json(deal, audit.deal_events(s, deal_id), verification)

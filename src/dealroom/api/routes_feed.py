@@ -7,15 +7,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import or_, select
 
 from dealroom.api.schemas import EventRead, FeedPage
-from dealroom.db import models as m
 from dealroom.edge.caller import CurrentUser
 from dealroom.edge.problems import NEEDS_TOKEN
 from dealroom.edge.uow import UoW
 from dealroom.services.audit import event_json
-from dealroom.services.deals import STAFF_ROLES
+from dealroom.services.feed import events_for
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=NEEDS_TOKEN)
 
@@ -30,12 +28,7 @@ def feed(
     """Events after feed position `after`, oldest first: a party sees its deals' events,
     operators and admins see all. Each event keeps its per-deal `seq` and adds its
     `feed_seq`; poll again with `after=next_after`."""
-    stmt = select(m.Event).where(m.Event.feed_seq > after)
-    if not STAFF_ROLES & set(user.roles or []):
-        stmt = stmt.join(m.Deal, m.Deal.id == m.Event.deal_id).where(
-            or_(m.Deal.buyer_id == user.id, m.Deal.seller_id == user.id)
-        )
-    rows = list(uow.session.scalars(stmt.order_by(m.Event.feed_seq).limit(limit)))
+    rows = events_for(uow.session, user, after, limit=limit)
     return FeedPage(
         items=[EventRead.model_validate(event_json(e)) for e in rows],
         next_after=rows[-1].feed_seq if rows else after,

@@ -33,7 +33,7 @@ def list_notifications(
     uow: UoW,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
     unread: bool = False,
 ) -> NotificationPage:
     page = bell.list_notifications(

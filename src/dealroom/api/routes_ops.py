@@ -20,14 +20,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dealroom.api.schemas import HealthRead
-from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.errors import Unavailable
+from dealroom.services import deals, feed
 from dealroom.services.outbox import OutboxItem
 from dealroom.services.uow import session_scope
 
@@ -101,15 +101,9 @@ class DatabaseCollector(Collector):
                 return self._cached[1], self._cached[2]
             db: Database = self.app.state.db
             with session_scope(db, write=False) as s:
-                rows = s.execute(
-                    select(m.Deal.process_name, m.Deal.state, func.count()).group_by(
-                        m.Deal.process_name, m.Deal.state
-                    )
-                ).all()
-                head = s.execute(select(func.coalesce(func.max(m.Event.feed_seq), 0))).scalar_one()
-            deals = [(str(p), str(st), int(n)) for p, st, n in rows]
-            self._cached = (now, deals, int(head))
-            return deals, int(head)
+                by_state, head = deals.count_by_state(s), feed.head(s)
+            self._cached = (now, by_state, head)
+            return by_state, head
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
@@ -128,16 +122,16 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         try:
-            deals, head = self._read()
+            counts, head = self._read()
         except SQLAlchemyError as exc:
             log.warning("metrics: database unavailable: %s", exc)
             return
-        by_state, feed = self._families()
-        for process, state, n in deals:
+        by_state, position = self._families()
+        for process, state, n in counts:
             by_state.add_metric([process, state], n)
-        feed.add_metric([], head)
+        position.add_metric([], head)
         yield by_state
-        yield feed
+        yield position
 
 
 def metrics_of(app: FastAPI) -> Metrics:

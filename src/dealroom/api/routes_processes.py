@@ -22,7 +22,7 @@ from dealroom.api.schemas import (
 )
 from dealroom.domain.errors import FieldProblem, InvalidRequest, ProcessError
 from dealroom.domain.model import Process
-from dealroom.edge.caller import CurrentUser, require_role
+from dealroom.edge.caller import CurrentUser, require_staff
 from dealroom.edge.idempotency import Idempotent
 from dealroom.edge.problems import NEEDS_TOKEN
 from dealroom.edge.uow import UoW, answer
@@ -126,7 +126,7 @@ def _refused(exc: ProcessError) -> InvalidRequest:
 def import_process(body: ProcessCreate, uow: UoW, user: CurrentUser) -> Response:
     """Store a process as the next version of its name: dealroom's TOML, or a Sharetribe
     `process.edn` (format :v3) converted on the way in. Running servers use it at once."""
-    require_role(user, "admin", "operator")
+    require_staff(user)
     text = body.definition
     try:
         if body.format == "edn":

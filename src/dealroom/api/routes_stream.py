@@ -33,7 +33,6 @@ from typing import Annotated, Any, TypeVar
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
-from sqlalchemy import func, or_, select
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from dealroom.clock import Clock
@@ -45,8 +44,10 @@ from dealroom.edge.uow import UoW
 from dealroom.realtime.brokers import RealtimeBroker
 from dealroom.realtime.hub import READ_BATCH, Hub
 from dealroom.security import read_token, signing_key
-from dealroom.services import bell, deals
+from dealroom.services import bell, deals, feed
+from dealroom.services.accounts import is_staff
 from dealroom.services.audit import event_json
+from dealroom.services.deals import trail
 from dealroom.services.uow import UnitOfWork, session_scope
 
 router = APIRouter(tags=["streams"])
@@ -249,18 +250,11 @@ class DealStream:
 
     def _head(self) -> int:
         with session_scope(self.db, write=False) as s:
-            return int(
-                s.execute(select(m.Deal.last_seq).where(m.Deal.id == self.deal_id)).scalar_one()
-            )
+            return trail.last_seq(s, self.deal_id)
 
     def _read(self) -> list[tuple[int, str]]:
         with session_scope(self.db, write=False) as s:
-            rows = s.scalars(
-                select(m.Event)
-                .where(m.Event.deal_id == self.deal_id, m.Event.seq > (self.last or 0))
-                .order_by(m.Event.seq)
-                .limit(READ_BATCH)
-            )
+            rows = trail.events_after(s, self.deal_id, after=self.last or 0, limit=READ_BATCH)
             return [(e.seq, _json(event_json(e))) for e in rows]
 
 
@@ -295,8 +289,7 @@ def my_stream(
         if match is None:
             raise _bad_cursor('"1042.17"')
         position = (int(match[1]), int(match[2]))
-        feed_head = uow.session.execute(select(func.max(m.Event.feed_seq))).scalar_one() or 0
-        if position[0] > feed_head or position[1] > bell.head(uow.session, user.id):
+        if position[0] > feed.head(uow.session) or position[1] > bell.head(uow.session, user.id):
             raise _bad_cursor('"1042.17"')
     hub = _hub(request)
     stream = MyStream(
@@ -304,7 +297,7 @@ def my_stream(
         hub,
         request.app.state.clock,
         user.id,
-        staff=bool(deals.STAFF_ROLES & set(user.roles or [])),
+        staff=is_staff(user),
         position=position,
         seconds_left=_seconds_left(request, uow),
     )
@@ -402,19 +395,14 @@ class MyStream:
 
     def _heads(self) -> tuple[int, int]:
         with session_scope(self.db, write=False) as s:
-            feed = s.execute(select(m.Event.feed_seq).order_by(m.Event.feed_seq.desc()).limit(1))
-            return int(feed.scalar_one_or_none() or 0), bell.head(s, self.user_id)
+            return feed.head(s), bell.head(s, self.user_id)
 
     def _read(self) -> tuple[list[dict[str, Any]], list[m.Notification]]:
         with session_scope(self.db, write=False) as s:
             # The bell first: the events of every notification read are then read too.
             notes = bell.after(s, self.user_id, self.bell, limit=READ_BATCH)
-            stmt = select(m.Event).where(m.Event.feed_seq > self.feed)
-            if not self.staff:
-                stmt = stmt.join(m.Deal, m.Deal.id == m.Event.deal_id).where(
-                    or_(m.Deal.buyer_id == self.user_id, m.Deal.seller_id == self.user_id)
-                )
-            rows = s.scalars(stmt.order_by(m.Event.feed_seq).limit(READ_BATCH))
+            party_id = None if self.staff else self.user_id
+            rows = feed.events_after(s, self.feed, limit=READ_BATCH, party_id=party_id)
             evs = [event_json(e) for e in rows]
             s.expunge_all()
             return evs, notes

@@ -12,7 +12,7 @@ from dealroom.db.models import User
 from dealroom.domain.errors import NotAuthenticated, NotAuthorized
 from dealroom.edge.uow import UoW
 from dealroom.security import read_token, signing_key
-from dealroom.services.accounts import Caller, vouch
+from dealroom.services.accounts import STAFF_ROLES, Caller, vouch
 from dealroom.services.uow import UnitOfWork
 
 SIGN_IN = "Sign in first: send Authorization: Bearer <token> from POST /v1/auth/token."
@@ -66,3 +66,7 @@ OptionalUser = Annotated[User | None, Depends(optional_user)]
 def require_role(user: User, *roles: str) -> None:
     if not set(roles) & set(user.roles or []):
         raise NotAuthorized(f"This needs the {' or '.join(roles)} role.", rule="ROLE")
+
+
+def require_staff(user: User) -> None:
+    require_role(user, *STAFF_ROLES)

@@ -19,7 +19,13 @@ from dealroom.security import DUMMY_HASH, hash_password, verify_password
 
 #: One answer for an unknown email and a wrong password, so neither leaks which it was.
 BAD_CREDENTIALS = "Wrong email or password."
-#: The trust profile's response times come from this many recent deals and answers at most.
+#: Staff run the marketplace: they see every deal, act in it as the operator, and manage
+#: webhooks and processes. (Editing another's listing is narrower: `listings`.)
+STAFF_ROLES = ("admin", "operator")
+
+
+def is_staff(user: m.User) -> bool:
+    return not set(STAFF_ROLES).isdisjoint(user.roles or ())
 
 
 def normalize_email(email: str) -> str:

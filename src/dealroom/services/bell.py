@@ -17,8 +17,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
-from dealroom.domain.errors import InvalidRequest
 from dealroom.domain.timestamps import iso
+from dealroom.services import cursors
 from dealroom.services.outbox import OutboxItem
 from dealroom.services.uow import UnitOfWork
 
@@ -56,22 +56,12 @@ def list_notifications(
     """Newest first; `cursor` is the `next_cursor` of the page before."""
     stmt = select(m.Notification).where(m.Notification.user_id == user.id)
     if cursor is not None:
-        stmt = stmt.where(m.Notification.id < _cursor(cursor))
+        stmt = stmt.where(m.Notification.id < cursors.position(cursor))
     if unread_only:
         stmt = stmt.where(m.Notification.read_at.is_(None))
     rows = list(session.scalars(stmt.order_by(m.Notification.id.desc()).limit(limit + 1)))
-    page = rows[:limit]
-    next_cursor = str(page[-1].id) if len(rows) > limit else None
+    page, next_cursor = cursors.page(rows, limit, lambda n: (n.id,))
     return Page(page, unread_count(session, user.id), next_cursor)
-
-
-def _cursor(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
-        raise InvalidRequest(
-            "This cursor is not one this API gave out; start again without it.",
-            field="cursor",
-        )
-    return int(value)
 
 
 def mark_read(uow: UnitOfWork, user: m.User, *, ids: Sequence[int] | None, everything: bool) -> int:

@@ -7,8 +7,6 @@ deal.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,10 +18,11 @@ from sqlalchemy.orm import Session
 from dealroom.db import models as m
 from dealroom.domain.errors import FieldProblem, InvalidRequest, NotAuthorized, NotFound
 from dealroom.domain.settings import Settings, SettingsError
-from dealroom.domain.timestamps import iso
+from dealroom.services import cursors
 from dealroom.services.processes import get_process
 
-STAFF_ROLES = frozenset({"admin"})
+#: Who may edit a listing they do not own (operators run deals, not the catalogue).
+EDITS_ANY_LISTING = frozenset({"admin"})
 #: Every sale mode runs the `market` process unless the listing names another (API.md).
 DEFAULT_PROCESS = {"negotiable": "market", "buy_now": "market", "auction": "market"}
 EDITABLE = frozenset(
@@ -104,7 +103,7 @@ def update_listing(
     Open deals keep the snapshot they opened with; closing or pausing stops new deals.
     """
     listing = get_listing(session, listing_id)
-    if listing.owner_id != user.id and not STAFF_ROLES & set(user.roles or []):
+    if listing.owner_id != user.id and not EDITS_ANY_LISTING & set(user.roles or []):
         raise NotAuthorized("Only the listing's owner may edit it.", rule="OWNER")
     unknown = set(changes) - EDITABLE
     if unknown:
@@ -154,27 +153,6 @@ class ListingQuery:
     cursor: str | None = None
 
 
-def encode_cursor(listing: m.Listing) -> str:
-    raw = f"{iso(listing.created_at)}|{listing.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, listing_id = raw.partition("|")
-        when = datetime.fromisoformat(stamp)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidRequest(
-            "This cursor is not one we gave out; start again without it.", field="cursor"
-        ) from None
-    if when.tzinfo is None or not listing_id:
-        raise InvalidRequest(
-            "This cursor is not one we gave out; start again without it.", field="cursor"
-        )
-    return when, listing_id
-
-
 def search_listings(session: Session, query: ListingQuery) -> tuple[list[m.Listing], str | None]:
     """Newest first, keyset-paginated on (created_at, id)."""
     L = m.Listing  # noqa: N806 (reads like the table it stands for)
@@ -197,11 +175,9 @@ def search_listings(session: Session, query: ListingQuery) -> tuple[list[m.Listi
         if value is not None:
             stmt = stmt.where(column == value)
     if query.cursor:
-        when, last_id = decode_cursor(query.cursor)
+        when, last_id = cursors.time_and_id(query.cursor)
         stmt = stmt.where(or_(L.created_at < when, and_(L.created_at == when, L.id < last_id)))
     rows = list(
         session.scalars(stmt.order_by(L.created_at.desc(), L.id.desc()).limit(query.limit + 1))
     )
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    return rows, encode_cursor(rows[-1]) if more and rows else None
+    return cursors.page(rows, query.limit, lambda r: (r.created_at, r.id))

@@ -22,6 +22,15 @@ from dealroom.services.processes import get_process
 from dealroom.services.uow import UnitOfWork
 
 
+def viewer_role(deal: m.Deal, user: m.User) -> str:
+    """Who `user` is in a deal they may see: buyer, seller, or else staff (operator)."""
+    if user.id == deal.buyer_id:
+        return "buyer"
+    if user.id == deal.seller_id:
+        return "seller"
+    return "operator"
+
+
 def party(
     user: m.User | None, profiles: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, Any] | None:
@@ -221,6 +230,37 @@ def deal_json(
     }
 
 
+def result_json(
+    uow: UnitOfWork, result: deals.DealResult, *, version: int | None = None
+) -> dict[str, Any]:
+    """A deal read or just moved (a dry run's would-be deal: `version` the one it would
+    reach), as its viewer sees it."""
+    timers = None
+    if result.outcome is not None:
+        # A move replaces every pending timer of the deal with those of its outcome
+        # (deals.persist), so its deadlines are known without reading them back; a dry
+        # run's are those its move would set, not the stored ones.
+        drafts = sorted(result.outcome.timers, key=lambda t: t.due_at)
+        timers = [
+            m.Timer(deal_id=result.deal.id, kind=t.kind, name=t.name, due_at=t.due_at,
+                    state=t.state, rule=t.rule, event=t.event, status="pending")
+            for t in drafts
+        ]  # fmt: skip
+    return deal_json(
+        uow.session,
+        result.deal,
+        result.state,
+        result.process,
+        result.role,
+        fee_config=uow.config.fees,
+        version=version,
+        now=uow.now,
+        timers=timers,
+        trust_max_age=uow.config.trust_cache_seconds,
+        around=result.around,
+    )
+
+
 @dataclass
 class PageItem:
     """One deal of a list page, with what its row shows."""
@@ -284,5 +324,46 @@ def load_page(uow: UnitOfWork, rows: list[m.Deal]) -> list[PageItem]:
                 handoff=handoff,
                 next_step=next_step(process, state, handoff, timers[deal.id]),
             )
+        )
+    return items
+
+
+def deal_list_json(uow: UnitOfWork, user: m.User, rows: list[m.Deal]) -> list[dict[str, Any]]:
+    """A page of deals as `DealListItem`s (API.md), with a fixed number of queries whatever
+    its length."""
+    items = []
+    for page in load_page(uow, rows):
+        deal, state, handoff = page.deal, page.state, page.handoff
+        current = state.current
+        items.append(
+            {
+                "id": deal.id,
+                "ref": deal.ref,
+                "process": {"name": deal.process_name, "version": deal.process_version},
+                "state": deal.state,
+                "version": deal.version,
+                "listing_id": deal.listing_id,
+                "listing_title": deal.listing_snapshot.get("title", ""),
+                "buyer": party(page.buyer),
+                "seller": party(page.seller),
+                "viewer_role": viewer_role(deal, user),
+                "current_quote": None
+                if current is None
+                else {
+                    "version": current.number,
+                    "created_by_role": current.created_by_role,
+                    "unit_price": str(current.terms.unit_price),
+                    "quantity": current.terms.quantity,
+                    "total_price": str(current.terms.total),
+                    "currency": current.terms.currency,
+                    "status": current.status,
+                },
+                "round": state.round,
+                "order_ref": handoff["order_ref"] if handoff else None,
+                "next_step": page.next_step,
+                "created_at": iso(deal.created_at),
+                "updated_at": iso(deal.updated_at),
+                "closed_at": iso(deal.closed_at) if deal.closed_at else None,
+            }
         )
     return items

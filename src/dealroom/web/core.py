@@ -39,7 +39,7 @@ from sqlalchemy import func, select
 from dealroom.db import models as m
 from dealroom.domain.errors import DealroomError, NotAuthenticated
 from dealroom.security import signing_key
-from dealroom.services import bell
+from dealroom.services import accounts, bell
 from dealroom.services.uow import UnitOfWork
 from dealroom.web import formatting
 
@@ -47,7 +47,6 @@ HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 COOKIE = "dealroom_token"
-STAFF = frozenset({"operator", "admin"})
 
 
 def _static_versions() -> dict[str, str]:
@@ -90,7 +89,7 @@ templates = Jinja2Templates(env=_environment())
 
 
 def is_staff(user: m.User | None) -> bool:
-    return user is not None and bool(STAFF & set(user.roles or []))
+    return user is not None and accounts.is_staff(user)
 
 
 # --- errors a page raises -------------------------------------------------------------

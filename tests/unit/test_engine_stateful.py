@@ -30,10 +30,10 @@ from hypothesis.stateful import (
 import factories
 from dealroom import processes
 from dealroom.domain import engine
-from dealroom.domain.engine import Actor, DealState, Payload
 from dealroom.domain.errors import DealroomError
 from dealroom.domain.model import PARTIES, Process
 from dealroom.domain.quotes import QuoteVersion
+from dealroom.domain.state import Actor, DealState, Payload
 
 SETTINGS = settings(
     max_examples=100,

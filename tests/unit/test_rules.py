@@ -17,9 +17,9 @@ import pytest
 import factories
 from dealroom import processes
 from dealroom.domain import engine, rules
-from dealroom.domain.engine import DealState, Outcome, Payload
 from dealroom.domain.errors import DealroomError
 from dealroom.domain.settings import Settings, SettingsError
+from dealroom.domain.state import SYSTEM, DealState, Outcome, Payload
 from dealroom.domain.timeexpr import Period
 
 RFQ = processes.builtin("rfq")
@@ -333,7 +333,7 @@ def test_answering_a_quote_at_its_valid_until_is_still_in_time_neg_v05():
 def test_accepting_after_the_quote_expired_is_neg_001():
     deal = rfq_quoted()
     deal = engine.fire(
-        RFQ, deal, "expire", engine.SYSTEM, Payload(timer_rule="NEG-T03"), now=VALID_UNTIL
+        RFQ, deal, "expire", SYSTEM, Payload(timer_rule="NEG-T03"), now=VALID_UNTIL
     ).deal
     assert deal.state == "expired"
     assert deal.versions[-1].status == "expired"
@@ -511,7 +511,7 @@ def test_a_reminder_already_past_is_not_scheduled():
 def test_timer_firing_records_its_rule_event_and_ends_the_request_neg_t01():
     deal = rfq_requested()
     due = T0 + timedelta(hours=48)
-    out = engine.fire(RFQ, deal, "expire", engine.SYSTEM, Payload(timer_rule="NEG-T01"), now=due)
+    out = engine.fire(RFQ, deal, "expire", SYSTEM, Payload(timer_rule="NEG-T01"), now=due)
     assert out.deal.state == "expired"
     assert out.events[0].type == "NEGOTIATION_TIMEOUT"
     assert out.events[0].payload["rule"] == "NEG-T01"
@@ -701,7 +701,7 @@ def test_offer_expires_7_days_after_the_last_offer_or_counter():
         OFFER,
         out.deal,
         "expire",
-        engine.SYSTEM,
+        SYSTEM,
         Payload(timer_rule="OFR-004"),
         now=countered_at + timedelta(days=7),
     )

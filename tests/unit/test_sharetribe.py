@@ -17,15 +17,7 @@ import edn_format
 import pytest
 
 from dealroom import processes
-from dealroom.domain.engine import (
-    SYSTEM,
-    Actor,
-    DealState,
-    Listing,
-    Outcome,
-    Payload,
-    fire,
-)
+from dealroom.domain.engine import fire
 from dealroom.domain.errors import (
     MaxRoundsExceeded,
     NotAuthorized,
@@ -33,6 +25,7 @@ from dealroom.domain.errors import (
 )
 from dealroom.domain.loader import from_mapping, load_text
 from dealroom.domain.model import Process, is_known_action
+from dealroom.domain.state import SYSTEM, Actor, DealState, Listing, Outcome, Payload
 from dealroom.processes.sharetribe import (
     EdnFormError,
     edn_time_expression,

@@ -17,7 +17,7 @@ import pytest
 import factories
 from dealroom import processes
 from dealroom.domain import engine
-from dealroom.domain.engine import VERSION_ACTIONS, DealState
+from dealroom.domain.engine import VERSION_ACTIONS
 from dealroom.domain.errors import (
     AlreadyAccepted,
     DealroomError,
@@ -27,6 +27,7 @@ from dealroom.domain.errors import (
     RequestExpired,
 )
 from dealroom.domain.model import PARTIES, Process, Transition
+from dealroom.domain.state import DealState
 
 CONCRETE = frozenset(factories.ROLES)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dealroom.domain.errors import (
     CounterValidationFailed,
@@ -22,9 +22,7 @@ from dealroom.domain.errors import (
 )
 from dealroom.domain.quotes import Terms, at_least_cents, percent_change
 from dealroom.domain.settings import Settings
-
-if TYPE_CHECKING:
-    from dealroom.domain.engine import Actor, DealState, Payload
+from dealroom.domain.state import Actor, DealState, Payload
 
 MAX_TEXT = 2000
 MAX_MESSAGE = 5000

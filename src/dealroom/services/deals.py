@@ -21,7 +21,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from dealroom.db import models as m
 from dealroom.domain import engine
-from dealroom.domain.engine import Actor, DealState, Outcome, Payload
 from dealroom.domain.errors import (
     Duplicate,
     InvalidRequest,
@@ -33,6 +32,7 @@ from dealroom.domain.errors import (
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion, Terms, at_least_cents
 from dealroom.domain.settings import Settings, SettingsError
+from dealroom.domain.state import SYSTEM, Actor, DealState, Listing, Outcome, Payload
 from dealroom.services import audit, fees, notifications
 from dealroom.services.accounts import Caller
 from dealroom.services.outbox import OutboxItem
@@ -66,8 +66,8 @@ def snapshot_of(listing: m.Listing) -> dict[str, Any]:
     }
 
 
-def engine_listing(snapshot: dict[str, Any]) -> engine.Listing:
-    return engine.Listing(
+def engine_listing(snapshot: dict[str, Any]) -> Listing:
+    return Listing(
         currency=snapshot["currency"],
         unit_price=Decimal(snapshot["unit_price"]),
         quantity=int(snapshot.get("quantity") or 1),
@@ -568,9 +568,7 @@ def fire_system(uow: UnitOfWork, *, deal: m.Deal, name: str, timer_rule: str | N
     The caller (the worker) holds the deal's row lock."""
     process = get_process(uow.session, deal.process_name, deal.process_version)
     state = engine_state(uow, deal, process)
-    outcome = engine.fire(
-        process, state, name, engine.SYSTEM, Payload(timer_rule=timer_rule), now=uow.now
-    )
+    outcome = engine.fire(process, state, name, SYSTEM, Payload(timer_rule=timer_rule), now=uow.now)
     persist(uow, deal, process, outcome, actor_id=None)
     return DealResult(deal, outcome.deal, process, "system", outcome)
 

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
 from dealroom.domain import engine
-from dealroom.domain.engine import DealState
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion
+from dealroom.domain.state import DealState
 from dealroom.services import deals, fees, trust
 from dealroom.services.audit import iso
 from dealroom.services.processes import get_process

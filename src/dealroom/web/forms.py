@@ -19,11 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
-from dealroom.domain.engine import VERSION_ACTIONS, Payload
+from dealroom.domain.engine import VERSION_ACTIONS
 from dealroom.domain.errors import InvalidRequest
 from dealroom.domain.model import Process, Transition
 from dealroom.domain.rules import OFFER_FIELD_CHOICES
 from dealroom.domain.settings import Settings
+from dealroom.domain.state import Payload
 from dealroom.web.formatting import Formatter
 
 TERM_NAMES = (

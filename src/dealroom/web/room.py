@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from dealroom.db import models as m
 from dealroom.domain import engine
-from dealroom.domain.engine import DealState
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion, diff
+from dealroom.domain.state import DealState
 from dealroom.services import deals, trust, views
 from dealroom.services.processes import get_process
 from dealroom.services.uow import UnitOfWork

@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from dealroom.db import models as m
 from dealroom.domain import engine
 from dealroom.domain.errors import BuyerBlocked, DealroomError, NotAuthenticated, NotFound
+from dealroom.domain.state import DealState
 from dealroom.edge.uow import UoW
 from dealroom.security import issue_token, signing_key
 from dealroom.services import accounts, bell, deals, listings
@@ -210,7 +211,7 @@ def _opening_forms(uow: UnitOfWork, user: m.User | None, listing: m.Listing) -> 
         uow, process, category=listing.category, seller_id=seller_id,
         listing_rules=listing.rules or None, deal_rules=None,
     )  # fmt: skip
-    state = engine.DealState(
+    state = DealState(
         process=process.name, listing=deals.engine_listing(snapshot), settings=settings
     )
     fmt = formatter_for(uow, user)

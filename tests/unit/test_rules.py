@@ -16,7 +16,7 @@ import pytest
 
 import factories
 from dealroom import processes
-from dealroom.domain import engine, rules
+from dealroom.domain import engine, permissions, rules
 from dealroom.domain.errors import DealroomError
 from dealroom.domain.settings import Settings, SettingsError
 from dealroom.domain.state import SYSTEM, DealState, Outcome, Payload
@@ -410,8 +410,8 @@ def test_looping_counter_is_refused_when_too_few_moves_would_be_left_but_accept_
     )
     assert (err.code, err.rule) == ("NEG-002", "QUOTA")
     assert err.context["transitions_left"] == 1
-    assert "counter" not in engine.available_transitions(RFQ, deal, "seller")
-    assert "accept" in engine.available_transitions(RFQ, deal, "seller")
+    assert "counter" not in permissions.available_transitions(RFQ, deal, "seller")
+    assert "accept" in permissions.available_transitions(RFQ, deal, "seller")
     out = fire(RFQ, deal, "accept", "seller", now=COUNTERED_AT + H)
     assert out.deal.state == "accepted"
     assert out.deal.transition_count == 4
@@ -724,12 +724,12 @@ def test_either_party_may_open_a_market_deal_make_offer_by_seller():
     out = fire(MARKET, deal, "make-offer", "seller", pay({"unit_price": "48.00"}, None), now=T0)
     assert out.deal.state == "offer-pending"
     assert out.quote.created_by_role == "seller"
-    assert engine.available_transitions(MARKET, out.deal, "buyer") == [
+    assert permissions.available_transitions(MARKET, out.deal, "buyer") == [
         "counter",
         "accept",
         "reject",
     ]
-    assert engine.available_transitions(MARKET, out.deal, "seller") == ["withdraw"]
+    assert permissions.available_transitions(MARKET, out.deal, "seller") == ["withdraw"]
     agreed = fire(MARKET, out.deal, "accept", "buyer", now=T0 + H)
     assert agreed.deal.state == "terms-agreed"
 

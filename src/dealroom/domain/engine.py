@@ -14,15 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from dealroom.domain import rules
+from dealroom.domain import permissions, rules
 from dealroom.domain.errors import (
     AlreadyAccepted,
-    BuyerBlocked,
     InvalidTransition,
-    MaxRoundsExceeded,
     NotAuthorized,
-    QuoteExpired,
-    RequestExpired,
 )
 from dealroom.domain.model import PARTIES, Process, Transition
 from dealroom.domain.quotes import QuoteVersion, change_from
@@ -52,146 +48,6 @@ BOOKING_WRITES = frozenset(
     }
 )
 VERSION_ACTIONS = frozenset({"propose", "counter", "revise", "set-line-items"})
-#: Moves that answer the pending quote; refused once it has lapsed (NEG-V05).
-ANSWERING_ACTIONS = frozenset({"counter", "accept-quote"})
-
-
-# --- who may fire ------------------------------------------------------------------------
-
-
-def _turn_roles(deal: DealState) -> dict[str, str]:
-    pending = deal.pending
-    if pending is None or pending.created_by_role not in PARTIES:
-        return {}
-    other = "seller" if pending.created_by_role == "buyer" else "buyer"
-    return {"author": pending.created_by_role, "counterparty": other}
-
-
-def permitted_roles(process: Process, deal: DealState, t: Transition) -> set[str]:
-    """The concrete roles (buyer, seller, operator, system) that may fire `t` now."""
-    roles = {a for a in t.actors if a in ("buyer", "seller", "operator", "system")}
-    turn = _turn_roles(deal)
-    roles |= {turn[a] for a in t.actors if a in turn}
-    if t.name.startswith("operator-"):
-        roles.add("operator")
-    return roles
-
-
-def _check_actor(process: Process, deal: DealState, t: Transition, actor: Actor) -> None:
-    if actor.blocked:
-        raise BuyerBlocked(
-            "Your account is blocked from negotiating; contact the marketplace's support.",
-            rule="NEG-009",
-        )
-    if t.initial and deal.buyer_id is not None and deal.buyer_id == deal.seller_id:
-        raise NotAuthorized("No one can negotiate with themselves.", rule="SELF-DEAL")
-    roles = permitted_roles(process, deal, t)
-    if actor.role in roles:
-        return
-    turn = _turn_roles(deal)
-    if {"counterparty", "author"} & t.actors and turn and actor.role in PARTIES:
-        whose = turn.get("counterparty") if "counterparty" in t.actors else turn.get("author")
-        raise NotAuthorized(
-            f"It is the {whose}'s move: only the party who "
-            + (
-                "did not make the pending quote can answer it."
-                if "counterparty" in t.actors
-                else "made the pending quote can change it."
-            ),
-            rule=t.actor_rule or "CTR-004",
-            transition=t.name,
-        )
-    who = ", ".join(sorted(roles)) or "no one"
-    raise NotAuthorized(
-        f"'{t.name}' can be done by {who}, not by the {actor.role}.",
-        rule=t.actor_rule or "ACTOR",
-        transition=t.name,
-    )
-
-
-def _check_state(process: Process, deal: DealState, t: Transition) -> None:
-    if t.sale_modes and deal.listing.sale_mode not in t.sale_modes:
-        modes = " or ".join(m.replace("_", "-") for m in sorted(t.sale_modes))
-        raise InvalidTransition(
-            f"'{t.name}' is only offered on {modes} listings; this one is "
-            f"{deal.listing.sale_mode.replace('_', '-')}.",
-            rule="SALE-MODE",
-            transition=t.name,
-        )
-    if deal.state is None:
-        if not t.initial:
-            starts = ", ".join(x.name for x in process.initial_transitions)
-            raise InvalidTransition(
-                f"A {process.name} deal starts with {starts}, not '{t.name}'.",
-                rule="STATE",
-                transition=t.name,
-            )
-        return
-    if t.initial or deal.state not in t.src:
-        if deal.state in process.final_states:
-            if deal.accepted is not None:
-                raise AlreadyAccepted(
-                    f"Version {deal.accepted.number} was already accepted; the deal is "
-                    f"{deal.state}.",
-                    rule="NEG-V06",
-                    state=deal.state,
-                )
-            last = deal.versions[-1] if deal.versions else None
-            if last is not None and last.status == "expired":
-                raise QuoteExpired(
-                    f"The quote lapsed; the deal is {deal.state}. Start a new one.",
-                    rule="NEG-V05",
-                    state=deal.state,
-                )
-            if last is None and "expire" in (deal.last_transition or ""):
-                raise RequestExpired(
-                    "The request expired before a quote was sent.", rule="NEG-T01", state=deal.state
-                )
-        possible = [x.name for x in process.outgoing.get(deal.state, ())]
-        raise InvalidTransition(
-            f"'{t.name}' is not possible while the deal is {deal.state}"
-            + (f"; possible now: {', '.join(possible)}." if possible else "; the deal is closed."),
-            rule="STATE",
-            state=deal.state,
-            transition=t.name,
-        )
-
-
-def _check_quota(process: Process, deal: DealState, t: Transition, dst: str) -> None:
-    quota = deal.settings.transition_quota
-    left = quota - deal.transition_count
-    if left < 1:
-        raise MaxRoundsExceeded(
-            f"This deal has used all {quota} of its moves.", rule="QUOTA", limit=quota
-        )
-    if process.is_looping(t, dst):
-        needed = 1 + process.steps_to_final.get(dst, 0)
-        if needed > left:
-            raise MaxRoundsExceeded(
-                f"'{t.name}' would leave too few moves to finish the deal: {left} of {quota} "
-                f"remain and finishing from {dst} needs {needed - 1} more.",
-                rule="QUOTA",
-                limit=quota,
-                transitions_left=left,
-            )
-
-
-def available_transitions(process: Process, deal: DealState, role: str) -> list[str]:
-    """What `role` may fire now (payload rules aside), in the process's order."""
-    out = []
-    for t in process.outgoing.get(deal.state, ()) if deal.state else process.initial_transitions:
-        if t.actors == {"system"} or role not in permitted_roles(process, deal, t):
-            continue
-        if t.sale_modes and deal.listing.sale_mode not in t.sale_modes:
-            continue
-        dst = t.destination(role)
-        left = deal.settings.transition_quota - deal.transition_count
-        if left < 1 or (
-            process.is_looping(t, dst) and 1 + process.steps_to_final.get(dst, 0) > left
-        ):
-            continue
-        out.append(t.name)
-    return out
 
 
 def recipients(to: tuple[str, ...], mover: str) -> tuple[str, ...]:
@@ -251,25 +107,13 @@ def fire(
             rule="STATE",
             transition=transition,
         )
-    _check_state(process, deal, t)
-    _check_actor(process, deal, t, actor)
+    permissions.check_state(process, deal, t)
+    permissions.check_actor(process, deal, t, actor)
     role = actor.role
     dst = t.destination(role)
-    _check_quota(process, deal, t, dst)
+    permissions.check_quota(process, deal, t, dst)
 
-    pending = deal.pending
-    if (
-        ANSWERING_ACTIONS & set(t.actions)
-        and pending is not None
-        and pending.terms.valid_until is not None
-        and now > pending.terms.valid_until
-    ):
-        raise QuoteExpired(
-            f"Version {pending.number} was valid until "
-            f"{pending.terms.valid_until:%Y-%m-%d %H:%M} UTC and can no longer be answered.",
-            rule="NEG-V05",
-            version=pending.number,
-        )
+    permissions.check_answerable(deal, t, now)
 
     work = _Work(
         deal=deal,

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from dealroom.db import models as m
-from dealroom.domain import engine
+from dealroom.domain import engine, permissions
 from dealroom.domain.errors import (
     Duplicate,
     InvalidRequest,
@@ -559,7 +559,7 @@ def _acts_as_operator(
     t = process.transitions.get(name)
     if t is None or not STAFF_ROLES & set(user.roles or []):
         return False
-    roles = engine.permitted_roles(process, state, t)
+    roles = permissions.permitted_roles(process, state, t)
     return role not in roles and "operator" in roles
 
 

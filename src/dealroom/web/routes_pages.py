@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import or_, select
 
 from dealroom.db import models as m
-from dealroom.domain import engine
+from dealroom.domain import permissions
 from dealroom.domain.errors import BuyerBlocked, DealroomError, NotAuthenticated, NotFound
 from dealroom.domain.state import DealState
 from dealroom.edge.uow import UoW
@@ -221,9 +221,9 @@ def _opening_forms(uow: UnitOfWork, user: m.User | None, listing: m.Listing) -> 
     }
     names: list[tuple[str, str]] = []
     if user is None or user.id != listing.owner_id:
-        names += [(n, role) for n in engine.available_transitions(process, state, role)]
+        names += [(n, role) for n in permissions.available_transitions(process, state, role)]
     if is_staff(user):
-        names += [(n, "operator") for n in engine.available_transitions(process, state, "operator")
+        names += [(n, "operator") for n in permissions.available_transitions(process, state, "operator")
                   if (n, role) not in names]  # fmt: skip
     out = []
     for name, as_role in names:

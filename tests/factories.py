@@ -18,7 +18,7 @@ import pytest
 
 from dealroom import processes
 from dealroom.domain import engine
-from dealroom.domain.engine import VERSION_ACTIONS
+from dealroom.domain.actions import VERSION_ACTIONS
 from dealroom.domain.errors import DealroomError
 from dealroom.domain.model import Process, Transition
 from dealroom.domain.settings import Settings

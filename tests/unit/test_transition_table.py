@@ -17,7 +17,7 @@ import pytest
 import factories
 from dealroom import processes
 from dealroom.domain import engine, permissions
-from dealroom.domain.engine import VERSION_ACTIONS
+from dealroom.domain.actions import VERSION_ACTIONS
 from dealroom.domain.errors import (
     AlreadyAccepted,
     DealroomError,

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
-from dealroom.domain.engine import VERSION_ACTIONS
+from dealroom.domain.actions import VERSION_ACTIONS
 from dealroom.domain.errors import InvalidRequest
 from dealroom.domain.model import Process, Transition
 from dealroom.domain.rules import OFFER_FIELD_CHOICES

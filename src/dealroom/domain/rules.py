@@ -20,7 +20,7 @@ from dealroom.domain.errors import (
     MaxRoundsExceeded,
     VerificationRequired,
 )
-from dealroom.domain.quotes import Terms, at_least_cents, percent_change
+from dealroom.domain.quotes import TERM_FIELDS, Terms, at_least_cents, percent_change
 from dealroom.domain.settings import Settings
 from dealroom.domain.state import Actor, DealState, Payload
 
@@ -125,19 +125,6 @@ def _time(raw: Any, field: str, problems: list[FieldProblem]) -> datetime | None
     return None
 
 
-TERM_KEYS = frozenset(
-    {
-        "unit_price",
-        "quantity",
-        "lead_time_days",
-        "delivery_terms",
-        "valid_until",
-        "discount_percent",
-        "notes",
-    }
-)
-
-
 def build_terms(
     deal: DealState, payload: Payload, *, base: Terms | None, now: datetime, role: str
 ) -> Terms:
@@ -149,7 +136,7 @@ def build_terms(
     raw = dict(payload.terms or {})
     problems: list[FieldProblem] = []
     for key in raw:
-        if key not in TERM_KEYS:
+        if key not in TERM_FIELDS:
             problems.append(FieldProblem(key, "TERMS", f"'{key}' is not a term."))
     listing = deal.listing
     request = deal.data.get("request", {})
@@ -339,20 +326,8 @@ def check_counter_rules(
         )
     problems += _quantity_bounds(deal, terms.quantity)
     if base is not None and action in ("counter", "revise"):
-        changed = [
-            f
-            for f in (
-                "unit_price",
-                "quantity",
-                "lead_time_days",
-                "delivery_terms",
-                "discount_percent",
-                "notes",
-                "valid_until",
-            )
-            if f in given and getattr(terms, f) != getattr(base, f)
-        ]
-        if not changed:
+        # Only the terms the move gives count: an unstated validity renews by itself.
+        if not given.intersection(terms.differs_from(base)):
             problems.append(
                 FieldProblem(
                     "terms",

@@ -18,7 +18,7 @@ from typing import Any
 from dealroom.domain import rules
 from dealroom.domain.errors import AlreadyAccepted, InvalidTransition, NotAuthorized
 from dealroom.domain.model import PARTIES, Transition
-from dealroom.domain.quotes import QuoteVersion, change_from
+from dealroom.domain.quotes import QuoteVersion, accepted_version, change_from, pending_version
 from dealroom.domain.state import Actor, DealState, Effect, EventDraft, Payload
 
 EFFECT_NAMESPACES = ("payment:", "booking:", "stock:", "effect:")
@@ -54,12 +54,17 @@ class Move:
     @property
     def pending(self) -> QuoteVersion | None:
         """The pending version as this move has left it so far."""
-        return next((v for v in reversed(self.versions) if v.status == "pending"), None)
+        return pending_version(self.versions)
 
     def set_status(self, number: int, status: str) -> None:
         i = number - 1
         self.versions[i] = self.versions[i].with_status(status)
         self.status_changes.append((number, status))
+
+    def add_version(self, version: QuoteVersion) -> None:
+        """Put `version` on the table as the one this move makes."""
+        self.versions.append(version)
+        self.new_version = version
 
 
 Action = Callable[[Move], None]
@@ -143,8 +148,7 @@ def _new_version(action: str, move: Move) -> None:
         lead_time_change_days=lead,
         is_proposal=is_proposal,
     )
-    move.versions.append(version)
-    move.new_version = version
+    move.add_version(version)
     if is_proposal:
         move.proposals += 1
 
@@ -194,15 +198,14 @@ def _restore_previous(move: Move) -> None:
             lead_time_change_days=None,
             is_proposal=False,
         )
-        move.versions.append(restored)
-        move.new_version = restored
+        move.add_version(restored)
 
 
 # --- what follows an acceptance ------------------------------------------------------------
 
 
 def _create_order(move: Move) -> None:
-    accepted = next((v for v in move.versions if v.status == "accepted"), None) or move.deal.current
+    accepted = accepted_version(move.versions) or move.deal.current
     if accepted is None:
         raise InvalidTransition("There are no terms to order.", rule="STATE")
     params = {

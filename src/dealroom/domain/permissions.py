@@ -81,7 +81,7 @@ def check_actor(process: Process, deal: DealState, t: Transition, actor: Actor) 
 def check_state(process: Process, deal: DealState, t: Transition) -> None:
     """Refuse `t` where the listing's sale mode or the deal's state does not offer it; a
     closed deal says why it closed (accepted, lapsed, expired unanswered)."""
-    if t.sale_modes and deal.listing.sale_mode not in t.sale_modes:
+    if not _offered(deal, t):
         modes = " or ".join(m.replace("_", "-") for m in sorted(t.sale_modes))
         raise InvalidTransition(
             f"'{t.name}' is only offered on {modes} listings; this one is "
@@ -137,16 +137,15 @@ def check_quota(process: Process, deal: DealState, t: Transition, dst: str) -> N
         raise MaxRoundsExceeded(
             f"This deal has used all {quota} of its moves.", rule="QUOTA", limit=quota
         )
-    if process.is_looping(t, dst):
-        needed = 1 + process.steps_to_final.get(dst, 0)
-        if needed > left:
-            raise MaxRoundsExceeded(
-                f"'{t.name}' would leave too few moves to finish the deal: {left} of {quota} "
-                f"remain and finishing from {dst} needs {needed - 1} more.",
-                rule="QUOTA",
-                limit=quota,
-                transitions_left=left,
-            )
+    needed = _moves_needed(process, t, dst)
+    if needed > left:
+        raise MaxRoundsExceeded(
+            f"'{t.name}' would leave too few moves to finish the deal: {left} of {quota} "
+            f"remain and finishing from {dst} needs {needed - 1} more.",
+            rule="QUOTA",
+            limit=quota,
+            transitions_left=left,
+        )
 
 
 def available_transitions(process: Process, deal: DealState, role: str) -> list[str]:
@@ -155,16 +154,23 @@ def available_transitions(process: Process, deal: DealState, role: str) -> list[
     for t in process.outgoing.get(deal.state, ()) if deal.state else process.initial_transitions:
         if t.actors == {"system"} or role not in permitted_roles(process, deal, t):
             continue
-        if t.sale_modes and deal.listing.sale_mode not in t.sale_modes:
+        if not _offered(deal, t):
             continue
-        dst = t.destination(role)
         left = deal.settings.transition_quota - deal.transition_count
-        if left < 1 or (
-            process.is_looping(t, dst) and 1 + process.steps_to_final.get(dst, 0) > left
-        ):
+        if _moves_needed(process, t, t.destination(role)) > left:
             continue
         out.append(t.name)
     return out
+
+
+def _offered(deal: DealState, t: Transition) -> bool:
+    return not t.sale_modes or deal.listing.sale_mode in t.sale_modes
+
+
+def _moves_needed(process: Process, t: Transition, dst: str) -> int:
+    """The move itself, and for a looping one the moves to finish from where it lands,
+    so a deal can never loop its quota away and be left unable to close."""
+    return 1 + process.steps_to_final.get(dst, 0) if process.is_looping(t, dst) else 1
 
 
 def check_answerable(deal: DealState, t: Transition, now: datetime) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from dealroom.domain.quotes import QuoteVersion
+from dealroom.domain.quotes import QuoteVersion, accepted_version, pending_version
 from dealroom.domain.settings import Settings
 
 
@@ -85,11 +85,11 @@ class DealState:
 
     @property
     def pending(self) -> QuoteVersion | None:
-        return next((v for v in reversed(self.versions) if v.status == "pending"), None)
+        return pending_version(self.versions)
 
     @property
     def accepted(self) -> QuoteVersion | None:
-        return next((v for v in self.versions if v.status == "accepted"), None)
+        return accepted_version(self.versions)
 
     @property
     def current(self) -> QuoteVersion | None:

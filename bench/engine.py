@@ -30,9 +30,10 @@ from decimal import Decimal
 from rich.console import Console
 from rich.table import Table
 
-from dealroom.domain.engine import Actor, DealState, Listing, Payload, fire
+from dealroom.domain.engine import fire
 from dealroom.domain.errors import DealroomError, ProcessError
 from dealroom.domain.model import Process
+from dealroom.domain.state import Actor, DealState, Listing, Payload
 from dealroom.processes import BUILTIN, builtin
 
 T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)

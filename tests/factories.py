@@ -18,10 +18,11 @@ import pytest
 
 from dealroom import processes
 from dealroom.domain import engine
-from dealroom.domain.engine import VERSION_ACTIONS, Actor, DealState, Listing, Outcome, Payload
+from dealroom.domain.actions import VERSION_ACTIONS
 from dealroom.domain.errors import DealroomError
 from dealroom.domain.model import Process, Transition
 from dealroom.domain.settings import Settings
+from dealroom.domain.state import SYSTEM, Actor, DealState, Listing, Outcome, Payload
 
 #: The reference timeline starts here (rfq reference 4.2).
 T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
@@ -53,7 +54,7 @@ def operator(**kw: Any) -> Actor:
 
 
 def system() -> Actor:
-    return engine.SYSTEM
+    return SYSTEM
 
 
 def actor(role: str, **kw: Any) -> Actor:
@@ -61,7 +62,7 @@ def actor(role: str, **kw: Any) -> Actor:
 
 
 def _system(**_: Any) -> Actor:
-    return engine.SYSTEM
+    return SYSTEM
 
 
 # --- listings and deals -------------------------------------------------------------------

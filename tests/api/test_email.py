@@ -23,8 +23,8 @@ from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.domain.engine import Payload
 from dealroom.domain.loader import load_file
+from dealroom.domain.state import Payload
 from dealroom.notify import email
 from dealroom.services import deals
 from dealroom.services.uow import UnitOfWork, session_scope, transaction

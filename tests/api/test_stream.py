@@ -30,7 +30,7 @@ from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.domain.engine import Payload
+from dealroom.domain.state import Payload
 from dealroom.realtime import hub as realtime
 from dealroom.realtime.brokers import notify_payloads
 from dealroom.realtime.hub import NOTIFY_LIMIT, Hub, RealtimeSettings

@@ -24,8 +24,8 @@ from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.domain.engine import Payload
 from dealroom.domain.errors import DealroomError, InvalidRequest
+from dealroom.domain.state import Payload
 from dealroom.domain.timestamps import iso
 from dealroom.services import audit, deals, views
 from dealroom.services.processes import get_process

@@ -16,7 +16,7 @@ from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.domain.engine import Payload
+from dealroom.domain.state import Payload
 from dealroom.services import audit, deals
 from dealroom.services.uow import UnitOfWork, session_scope, transaction
 from dealroom.worker import run_once

@@ -30,7 +30,7 @@ from dealroom.config import Config, normalize_url
 from dealroom.db import models as m
 from dealroom.db.migrate import upgrade
 from dealroom.db.session import Database, make_engine
-from dealroom.domain.engine import Payload
+from dealroom.domain.state import Payload
 from dealroom.security import hash_password, issue_token
 from dealroom.services import deals
 from dealroom.services.uow import UnitOfWork, session_scope, transaction

@@ -30,7 +30,7 @@ from dbsupport import PG_URL, drop_database, fresh_database
 from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.domain.engine import Payload
+from dealroom.domain.state import Payload
 from dealroom.services import audit, deals, preferences
 from dealroom.services.uow import session_scope, transaction
 from people import TEST_SECRET, add_user

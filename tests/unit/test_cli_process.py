@@ -22,10 +22,11 @@ from dealroom.cli.process import (
 from dealroom.db.models import StoredProcess
 from dealroom.db.session import Database, make_engine
 from dealroom.demo.walk import walk
-from dealroom.domain.engine import Payload, fire
+from dealroom.domain.actions import ACTIONS
+from dealroom.domain.engine import fire
 from dealroom.domain.loader import load_text
-from dealroom.domain.model import ACTIONS
 from dealroom.domain.settings import Settings
+from dealroom.domain.state import Payload
 from dealroom.domain.timeexpr import ARG_TIMEPOINTS, SIMPLE_TIMEPOINTS
 from dealroom.services.uow import session_scope
 

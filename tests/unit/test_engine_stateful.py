@@ -29,11 +29,11 @@ from hypothesis.stateful import (
 
 import factories
 from dealroom import processes
-from dealroom.domain import engine
-from dealroom.domain.engine import Actor, DealState, Payload
+from dealroom.domain import engine, permissions
 from dealroom.domain.errors import DealroomError
 from dealroom.domain.model import PARTIES, Process
 from dealroom.domain.quotes import QuoteVersion
+from dealroom.domain.state import Actor, DealState, Payload
 
 SETTINGS = settings(
     max_examples=100,
@@ -138,7 +138,7 @@ class DealMachine(RuleBasedStateMachine):
             t.name for t in offered for _ in range(1 if t.destinations() <= p.final_states else 6)
         ]
         name = data.draw(st.sampled_from(weighted), label="transition")
-        allowed = sorted(engine.permitted_roles(p, deal, p.transitions[name]))
+        allowed = sorted(permissions.permitted_roles(p, deal, p.transitions[name]))
         role = data.draw(st.sampled_from(allowed or factories.ROLES), label="role")
         if data.draw(st.sampled_from([True, True, False]), label="valid"):
             payload = factories.valid_payload(p, deal, p.transitions[name], role)

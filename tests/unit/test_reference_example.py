@@ -15,8 +15,8 @@ import pytest
 import factories
 from dealroom import processes
 from dealroom.domain import engine
-from dealroom.domain.engine import Outcome, Payload
 from dealroom.domain.quotes import diff
+from dealroom.domain.state import Outcome, Payload
 
 RFQ = processes.builtin("rfq")
 

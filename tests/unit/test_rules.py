@@ -16,10 +16,10 @@ import pytest
 
 import factories
 from dealroom import processes
-from dealroom.domain import engine, rules
-from dealroom.domain.engine import DealState, Outcome, Payload
+from dealroom.domain import engine, permissions, rules
 from dealroom.domain.errors import DealroomError
 from dealroom.domain.settings import Settings, SettingsError
+from dealroom.domain.state import SYSTEM, DealState, Outcome, Payload
 from dealroom.domain.timeexpr import Period
 
 RFQ = processes.builtin("rfq")
@@ -333,7 +333,7 @@ def test_answering_a_quote_at_its_valid_until_is_still_in_time_neg_v05():
 def test_accepting_after_the_quote_expired_is_neg_001():
     deal = rfq_quoted()
     deal = engine.fire(
-        RFQ, deal, "expire", engine.SYSTEM, Payload(timer_rule="NEG-T03"), now=VALID_UNTIL
+        RFQ, deal, "expire", SYSTEM, Payload(timer_rule="NEG-T03"), now=VALID_UNTIL
     ).deal
     assert deal.state == "expired"
     assert deal.versions[-1].status == "expired"
@@ -410,8 +410,8 @@ def test_looping_counter_is_refused_when_too_few_moves_would_be_left_but_accept_
     )
     assert (err.code, err.rule) == ("NEG-002", "QUOTA")
     assert err.context["transitions_left"] == 1
-    assert "counter" not in engine.available_transitions(RFQ, deal, "seller")
-    assert "accept" in engine.available_transitions(RFQ, deal, "seller")
+    assert "counter" not in permissions.available_transitions(RFQ, deal, "seller")
+    assert "accept" in permissions.available_transitions(RFQ, deal, "seller")
     out = fire(RFQ, deal, "accept", "seller", now=COUNTERED_AT + H)
     assert out.deal.state == "accepted"
     assert out.deal.transition_count == 4
@@ -511,7 +511,7 @@ def test_a_reminder_already_past_is_not_scheduled():
 def test_timer_firing_records_its_rule_event_and_ends_the_request_neg_t01():
     deal = rfq_requested()
     due = T0 + timedelta(hours=48)
-    out = engine.fire(RFQ, deal, "expire", engine.SYSTEM, Payload(timer_rule="NEG-T01"), now=due)
+    out = engine.fire(RFQ, deal, "expire", SYSTEM, Payload(timer_rule="NEG-T01"), now=due)
     assert out.deal.state == "expired"
     assert out.events[0].type == "NEGOTIATION_TIMEOUT"
     assert out.events[0].payload["rule"] == "NEG-T01"
@@ -701,7 +701,7 @@ def test_offer_expires_7_days_after_the_last_offer_or_counter():
         OFFER,
         out.deal,
         "expire",
-        engine.SYSTEM,
+        SYSTEM,
         Payload(timer_rule="OFR-004"),
         now=countered_at + timedelta(days=7),
     )
@@ -724,12 +724,12 @@ def test_either_party_may_open_a_market_deal_make_offer_by_seller():
     out = fire(MARKET, deal, "make-offer", "seller", pay({"unit_price": "48.00"}, None), now=T0)
     assert out.deal.state == "offer-pending"
     assert out.quote.created_by_role == "seller"
-    assert engine.available_transitions(MARKET, out.deal, "buyer") == [
+    assert permissions.available_transitions(MARKET, out.deal, "buyer") == [
         "counter",
         "accept",
         "reject",
     ]
-    assert engine.available_transitions(MARKET, out.deal, "seller") == ["withdraw"]
+    assert permissions.available_transitions(MARKET, out.deal, "seller") == ["withdraw"]
     agreed = fire(MARKET, out.deal, "accept", "buyer", now=T0 + H)
     assert agreed.deal.state == "terms-agreed"
 

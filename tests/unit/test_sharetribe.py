@@ -17,22 +17,16 @@ import edn_format
 import pytest
 
 from dealroom import processes
-from dealroom.domain.engine import (
-    SYSTEM,
-    Actor,
-    DealState,
-    Listing,
-    Outcome,
-    Payload,
-    fire,
-)
+from dealroom.domain.actions import is_known_action
+from dealroom.domain.engine import fire
 from dealroom.domain.errors import (
     MaxRoundsExceeded,
     NotAuthorized,
     ProcessError,
 )
 from dealroom.domain.loader import from_mapping, load_text
-from dealroom.domain.model import Process, is_known_action
+from dealroom.domain.model import Process
+from dealroom.domain.state import SYSTEM, Actor, DealState, Listing, Outcome, Payload
 from dealroom.processes.sharetribe import (
     EdnFormError,
     edn_time_expression,

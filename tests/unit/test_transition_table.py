@@ -16,8 +16,8 @@ import pytest
 
 import factories
 from dealroom import processes
-from dealroom.domain import engine
-from dealroom.domain.engine import VERSION_ACTIONS, DealState
+from dealroom.domain import engine, permissions
+from dealroom.domain.actions import VERSION_ACTIONS
 from dealroom.domain.errors import (
     AlreadyAccepted,
     DealroomError,
@@ -27,6 +27,7 @@ from dealroom.domain.errors import (
     RequestExpired,
 )
 from dealroom.domain.model import PARTIES, Process, Transition
+from dealroom.domain.state import DealState
 
 CONCRETE = frozenset(factories.ROLES)
 
@@ -189,7 +190,7 @@ def test_firing_any_transition_in_any_state_gives_success_or_the_right_error(
     payload = factories.valid_payload(p, deal, t, role)
     untouched = copy.deepcopy(deal)
 
-    assert engine.permitted_roles(p, deal, t) == expected_roles(deal, t)
+    assert permissions.permitted_roles(p, deal, t) == expected_roles(deal, t)
     expected = expected_error(p, deal, t, role)
     if expected is None:
         out = engine.fire(p, deal, transition, factories.actor(role), payload, now=now)
@@ -223,14 +224,14 @@ def test_firing_any_transition_in_any_state_gives_success_or_the_right_error(
 def test_available_transitions_are_exactly_what_the_actor_can_fire(name, state, role):
     p = processes.builtin(name)
     deal = factories.deal_in(p, state)
-    assert engine.available_transitions(p, deal, role) == fireable(p, deal, role)
+    assert permissions.available_transitions(p, deal, role) == fireable(p, deal, role)
 
 
 @pytest.mark.parametrize(("name", "state"), state_params())
 def test_final_state_offers_nothing_and_open_state_offers_someone_a_move(name, state):
     p = processes.builtin(name)
     deal = factories.deal_in(p, state)
-    offered = {r: engine.available_transitions(p, deal, r) for r in factories.ROLES}
+    offered = {r: permissions.available_transitions(p, deal, r) for r in factories.ROLES}
     if state in p.final_states:
         assert offered == {r: [] for r in factories.ROLES}
     else:

@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from dealroom.api import schemas as sc
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.domain.engine import Payload
 from dealroom.domain.errors import InvalidRequest
 from dealroom.domain.quotes import diff
+from dealroom.domain.state import Payload
 from dealroom.domain.timestamps import iso
 from dealroom.edge.caller import CurrentUser
 from dealroom.edge.idempotency import idempotent, in_one_trip

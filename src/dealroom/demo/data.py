@@ -17,7 +17,7 @@ from typing import Any
 from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.domain.engine import Payload
+from dealroom.domain.state import Payload
 from dealroom.services import accounts, deals, listings
 from dealroom.services.uow import session_scope, transaction
 

@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dealroom.domain.engine import Actor, DealState, Listing, Outcome, Payload, fire
+from dealroom.domain.engine import fire
 from dealroom.domain.quotes import VersionDiff, diff
+from dealroom.domain.state import Actor, DealState, Listing, Outcome, Payload
 from dealroom.processes import builtin
 
 REF = "RFQ-2026-0042"

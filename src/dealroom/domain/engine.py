@@ -1,446 +1,24 @@
 """The negotiation engine: applies any process to a deal, purely.
 
-`fire(process, deal, transition, actor, payload, now)` checks the actor, the state, the
-turn, the quota and the rules, and returns an `Outcome`: the new deal state, the new quote
-version if any, the status changes of earlier versions, the events to record, the timers
-that should be pending afterwards, the notifications to send and the effects for adapters
-(order, escrow, shipment, payments). It reads no clock and does no I/O.
+`fire(process, deal, transition, actor, payload, now)` checks who may move and when
+(`permissions`), runs the transition's actions in order (`actions`, a table), and returns
+an `Outcome` (`state`): the new deal state, the new quote version if any, the status
+changes of earlier versions, the events to record, the timers that should be pending
+afterwards (`timers`), the notifications to send and the effects for adapters (order,
+escrow, shipment, payments). It reads no clock and does no I/O.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from dealroom.domain import rules
-from dealroom.domain.errors import (
-    AlreadyAccepted,
-    BuyerBlocked,
-    InvalidTransition,
-    MaxRoundsExceeded,
-    NotAuthorized,
-    QuoteExpired,
-    RequestExpired,
-)
-from dealroom.domain.model import PARTIES, Process, Transition
-from dealroom.domain.quotes import QuoteVersion, change_from
-from dealroom.domain.settings import Settings
-from dealroom.domain.timeexpr import Period
-from dealroom.domain.timestamps import iso
-
-_ENDING_STATUS = {
-    "reject-quote": "rejected",
-    "withdraw-quote": "withdrawn",
-    "expire-quote": "expired",
-}
-#: Sharetribe booking actions whose `booking` data the time expressions read later.
-BOOKING_WRITES = frozenset(
-    {
-        "booking:create-pending-booking",
-        "booking:create-proposed-booking",
-        "booking:create-booking",
-        "booking:update-booking",
-    }
-)
-VERSION_ACTIONS = frozenset({"propose", "counter", "revise", "set-line-items"})
-#: Moves that answer the pending quote; refused once it has lapsed (NEG-V05).
-ANSWERING_ACTIONS = frozenset({"counter", "accept-quote"})
-
-
-@dataclass(frozen=True)
-class Listing:
-    """What the engine reads of the frozen listing snapshot."""
-
-    currency: str
-    unit_price: Decimal
-    quantity: int = 1
-    min_order_qty: int | None = None
-    max_order_qty: int | None = None
-    sale_mode: str = "negotiable"
-    category: str | None = None
-    title: str = ""
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who fires a transition, as the service resolved them for this deal."""
-
-    role: str  # buyer | seller | operator | system
-    user_id: str | None = None
-    kyc_verified: bool = False
-    plan: str = "free"
-    created_at: datetime | None = None
-    blocked: bool = False
-
-
-SYSTEM = Actor(role="system")
-
-
-@dataclass(frozen=True)
-class Payload:
-    terms: Mapping[str, Any] | None = None
-    message: str | None = None
-    reason: str | None = None
-    data: Mapping[str, Any] = field(default_factory=dict)
-    #: For a timer firing: the rule id of the timer that came due.
-    timer_rule: str | None = None
-
-
-@dataclass(frozen=True)
-class DealState:
-    process: str
-    listing: Listing
-    settings: Settings
-    buyer_id: str | None = None
-    seller_id: str | None = None
-    state: str | None = None
-    versions: tuple[QuoteVersion, ...] = ()
-    proposals: int = 0
-    transition_count: int = 0
-    initiated_at: datetime | None = None
-    last_move_at: datetime | None = None
-    last_mover: str | None = None
-    last_transition: str | None = None
-    #: state -> (first entered, last entered)
-    entered: Mapping[str, tuple[datetime, datetime]] = field(default_factory=dict)
-    first_transitioned: Mapping[str, datetime] = field(default_factory=dict)
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def round(self) -> int:
-        """A round is an offer and its answer: proposals counted in pairs."""
-        return math.ceil(self.proposals / 2)
-
-    @property
-    def pending(self) -> QuoteVersion | None:
-        return next((v for v in reversed(self.versions) if v.status == "pending"), None)
-
-    @property
-    def accepted(self) -> QuoteVersion | None:
-        return next((v for v in self.versions if v.status == "accepted"), None)
-
-    @property
-    def current(self) -> QuoteVersion | None:
-        return self.pending or self.accepted or (self.versions[-1] if self.versions else None)
-
-
-@dataclass(frozen=True)
-class EventDraft:
-    type: str
-    actor_type: str  # buyer | seller | operator | system
-    from_state: str | None
-    to_state: str | None
-    payload: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class TimerDraft:
-    kind: str  # "transition" or "notification"
-    name: str
-    due_at: datetime
-    state: str
-    rule: str | None = None
-    event: str | None = None
-
-
-@dataclass(frozen=True)
-class NotificationDraft:
-    name: str
-    to: tuple[str, ...]
-    template: str
-
-
-@dataclass(frozen=True)
-class Effect:
-    name: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    transition: str
-    actor_type: str
-    from_state: str | None
-    deal: DealState
-    quote: QuoteVersion | None
-    #: (version number, new status) for earlier versions whose status moved.
-    status_changes: tuple[tuple[int, str], ...]
-    events: tuple[EventDraft, ...]
-    #: The timers the deal should have pending after this move; all others are cancelled.
-    timers: tuple[TimerDraft, ...]
-    notifications: tuple[NotificationDraft, ...]
-    effects: tuple[Effect, ...]
-
-    @property
-    def to_state(self) -> str:
-        assert self.deal.state is not None
-        return self.deal.state
-
-
-# --- who may fire ------------------------------------------------------------------------
-
-
-def _turn_roles(deal: DealState) -> dict[str, str]:
-    pending = deal.pending
-    if pending is None or pending.created_by_role not in PARTIES:
-        return {}
-    other = "seller" if pending.created_by_role == "buyer" else "buyer"
-    return {"author": pending.created_by_role, "counterparty": other}
-
-
-def permitted_roles(process: Process, deal: DealState, t: Transition) -> set[str]:
-    """The concrete roles (buyer, seller, operator, system) that may fire `t` now."""
-    roles = {a for a in t.actors if a in ("buyer", "seller", "operator", "system")}
-    turn = _turn_roles(deal)
-    roles |= {turn[a] for a in t.actors if a in turn}
-    if t.name.startswith("operator-"):
-        roles.add("operator")
-    return roles
-
-
-def _check_actor(process: Process, deal: DealState, t: Transition, actor: Actor) -> None:
-    if actor.blocked:
-        raise BuyerBlocked(
-            "Your account is blocked from negotiating; contact the marketplace's support.",
-            rule="NEG-009",
-        )
-    if t.initial and deal.buyer_id is not None and deal.buyer_id == deal.seller_id:
-        raise NotAuthorized("No one can negotiate with themselves.", rule="SELF-DEAL")
-    roles = permitted_roles(process, deal, t)
-    if actor.role in roles:
-        return
-    turn = _turn_roles(deal)
-    if {"counterparty", "author"} & t.actors and turn and actor.role in PARTIES:
-        whose = turn.get("counterparty") if "counterparty" in t.actors else turn.get("author")
-        raise NotAuthorized(
-            f"It is the {whose}'s move: only the party who "
-            + (
-                "did not make the pending quote can answer it."
-                if "counterparty" in t.actors
-                else "made the pending quote can change it."
-            ),
-            rule=t.actor_rule or "CTR-004",
-            transition=t.name,
-        )
-    who = ", ".join(sorted(roles)) or "no one"
-    raise NotAuthorized(
-        f"'{t.name}' can be done by {who}, not by the {actor.role}.",
-        rule=t.actor_rule or "ACTOR",
-        transition=t.name,
-    )
-
-
-def _check_state(process: Process, deal: DealState, t: Transition) -> None:
-    if t.sale_modes and deal.listing.sale_mode not in t.sale_modes:
-        modes = " or ".join(m.replace("_", "-") for m in sorted(t.sale_modes))
-        raise InvalidTransition(
-            f"'{t.name}' is only offered on {modes} listings; this one is "
-            f"{deal.listing.sale_mode.replace('_', '-')}.",
-            rule="SALE-MODE",
-            transition=t.name,
-        )
-    if deal.state is None:
-        if not t.initial:
-            starts = ", ".join(x.name for x in process.initial_transitions)
-            raise InvalidTransition(
-                f"A {process.name} deal starts with {starts}, not '{t.name}'.",
-                rule="STATE",
-                transition=t.name,
-            )
-        return
-    if t.initial or deal.state not in t.src:
-        if deal.state in process.final_states:
-            if deal.accepted is not None:
-                raise AlreadyAccepted(
-                    f"Version {deal.accepted.number} was already accepted; the deal is "
-                    f"{deal.state}.",
-                    rule="NEG-V06",
-                    state=deal.state,
-                )
-            last = deal.versions[-1] if deal.versions else None
-            if last is not None and last.status == "expired":
-                raise QuoteExpired(
-                    f"The quote lapsed; the deal is {deal.state}. Start a new one.",
-                    rule="NEG-V05",
-                    state=deal.state,
-                )
-            if last is None and "expire" in (deal.last_transition or ""):
-                raise RequestExpired(
-                    "The request expired before a quote was sent.", rule="NEG-T01", state=deal.state
-                )
-        possible = [x.name for x in process.outgoing.get(deal.state, ())]
-        raise InvalidTransition(
-            f"'{t.name}' is not possible while the deal is {deal.state}"
-            + (f"; possible now: {', '.join(possible)}." if possible else "; the deal is closed."),
-            rule="STATE",
-            state=deal.state,
-            transition=t.name,
-        )
-
-
-def _check_quota(process: Process, deal: DealState, t: Transition, dst: str) -> None:
-    quota = deal.settings.transition_quota
-    left = quota - deal.transition_count
-    if left < 1:
-        raise MaxRoundsExceeded(
-            f"This deal has used all {quota} of its moves.", rule="QUOTA", limit=quota
-        )
-    if process.is_looping(t, dst):
-        needed = 1 + process.steps_to_final.get(dst, 0)
-        if needed > left:
-            raise MaxRoundsExceeded(
-                f"'{t.name}' would leave too few moves to finish the deal: {left} of {quota} "
-                f"remain and finishing from {dst} needs {needed - 1} more.",
-                rule="QUOTA",
-                limit=quota,
-                transitions_left=left,
-            )
-
-
-def available_transitions(process: Process, deal: DealState, role: str) -> list[str]:
-    """What `role` may fire now (payload rules aside), in the process's order."""
-    out = []
-    for t in process.outgoing.get(deal.state, ()) if deal.state else process.initial_transitions:
-        if t.actors == {"system"} or role not in permitted_roles(process, deal, t):
-            continue
-        if t.sale_modes and deal.listing.sale_mode not in t.sale_modes:
-            continue
-        dst = t.destination(role)
-        left = deal.settings.transition_quota - deal.transition_count
-        if left < 1 or (
-            process.is_looping(t, dst) and 1 + process.steps_to_final.get(dst, 0) > left
-        ):
-            continue
-        out.append(t.name)
-    return out
-
-
-def recipients(to: tuple[str, ...], mover: str) -> tuple[str, ...]:
-    """Resolve `other-party` against the role that moved."""
-    out: list[str] = []
-    for r in to:
-        if r == "other-party":
-            others = [p for p in PARTIES if p != mover]
-            out += others if mover in PARTIES else list(PARTIES)
-        else:
-            out.append(r)
-    return tuple(dict.fromkeys(out))
-
-
-# --- time ---------------------------------------------------------------------------------
-
-
-class _Clock:
-    def __init__(self, deal: DealState, now: datetime, timer_state: str | None) -> None:
-        self.deal = deal
-        self.now = now
-        self.timer_state = timer_state
-
-    def timepoint(self, name: str, arg: str | None) -> datetime | None:
-        d = self.deal
-        if name == "tx-initiated":
-            return d.initiated_at
-        if name in ("entered", "first-entered-state", "last-entered-state"):
-            times = d.entered.get((self.timer_state if name == "entered" else arg) or "")
-            if times is None:
-                return None
-            return times[0] if name == "first-entered-state" else times[1]
-        if name == "last-move":
-            return d.last_move_at
-        if name == "first-transitioned":
-            return d.first_transitioned.get(arg or "")
-        if name == "quote-valid-until":
-            return d.pending.terms.valid_until if d.pending else None
-        if name == "quote-created":
-            return d.pending.created_at if d.pending else None
-        if name.startswith("booking-"):
-            booking = d.data.get("booking")
-            if not isinstance(booking, Mapping):
-                return None
-            key = name.removeprefix("booking-")  # start, end, display-start, display-end
-            camel = key.replace("-s", "S").replace("-e", "E")  # Sharetribe's displayStart
-            return _as_time(booking.get(key, booking.get(camel)))
-        if name == "data":
-            return _as_time(d.data.get(arg or ""))
-        return None
-
-    def setting_period(self, name: str) -> Period:
-        return self.deal.settings.period(name)
-
-
-def _as_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
-
-
-def pending_timers(process: Process, deal: DealState, now: datetime) -> list[TimerDraft]:
-    """The timers that should be pending for `deal` as it stands."""
-    state = deal.state
-    if state is None or state in process.final_states:
-        return []
-    clock = _Clock(deal, now, state)
-    pending = deal.pending
-    drafts: list[TimerDraft] = []
-    for t, rule in process.timer_transitions(state):
-        if rule.pending_by and (pending is None or pending.created_by_role != rule.pending_by):
-            continue
-        if rule.after and deal.last_transition not in rule.after:
-            continue
-        due = rule.at.evaluate(clock)
-        if due is not None:
-            drafts.append(TimerDraft("transition", t.name, due, state, rule.rule, rule.event))
-    for n in process.notifications:
-        if n.before is None or (n.state is not None and n.state != state):
-            continue
-        target = min(
-            (d.due_at for d in drafts if n.before in (d.name, d.rule) and d.kind == "transition"),
-            default=None,
-        )
-        if target is None or n.by is None:
-            continue
-        period = Period.parse(n.by) if n.by.startswith("P") else deal.settings.period(n.by)
-        due = period.add_to(target, -1)
-        if due > now:
-            drafts.append(TimerDraft("notification", n.name, due, state))
-    return drafts
-
-
-# --- firing -------------------------------------------------------------------------------
-
-
-@dataclass
-class _Work:
-    """What the actions of one move build up."""
-
-    deal: DealState
-    role: str
-    versions: list[QuoteVersion]
-    data: dict[str, Any]
-    proposals: int
-    new_version: QuoteVersion | None = None
-    status_changes: list[tuple[int, str]] = field(default_factory=list)
-    extra_events: list[EventDraft] = field(default_factory=list)
-    effects: list[Effect] = field(default_factory=list)
-
-    @property
-    def pending(self) -> QuoteVersion | None:
-        """The pending version as this move has left it so far."""
-        return next((v for v in reversed(self.versions) if v.status == "pending"), None)
-
-    def set_status(self, number: int, status: str) -> None:
-        i = number - 1
-        self.versions[i] = self.versions[i].with_status(status)
-        self.status_changes.append((number, status))
+from dealroom.domain import actions, permissions
+from dealroom.domain.errors import InvalidTransition
+from dealroom.domain.model import PARTIES, Process
+from dealroom.domain.state import Actor, DealState, EventDraft, NotificationDraft, Outcome, Payload
+from dealroom.domain.timers import delayed_notifications, pending_timers
 
 
 def fire(
@@ -460,38 +38,28 @@ def fire(
             rule="STATE",
             transition=transition,
         )
-    _check_state(process, deal, t)
-    _check_actor(process, deal, t, actor)
+    permissions.check_state(process, deal, t)
+    permissions.check_actor(process, deal, t, actor)
     role = actor.role
     dst = t.destination(role)
-    _check_quota(process, deal, t, dst)
+    permissions.check_quota(process, deal, t, dst)
+    permissions.check_answerable(deal, t, now)
 
-    pending = deal.pending
-    if (
-        ANSWERING_ACTIONS & set(t.actions)
-        and pending is not None
-        and pending.terms.valid_until is not None
-        and now > pending.terms.valid_until
-    ):
-        raise QuoteExpired(
-            f"Version {pending.number} was valid until "
-            f"{pending.terms.valid_until:%Y-%m-%d %H:%M} UTC and can no longer be answered.",
-            rule="NEG-V05",
-            version=pending.number,
-        )
-
-    work = _Work(
+    move = actions.Move(
         deal=deal,
-        role=role,
+        transition=t,
+        actor=actor,
+        payload=payload,
+        now=now,
         versions=list(deal.versions),
         data=dict(deal.data),
         proposals=deal.proposals,
     )
     for action in t.actions:
-        _apply(action, process, t, work, actor, payload, now)
-    if work.new_version is not None:  # as the move left it (buy-now accepts its own proposal)
-        work.new_version = work.versions[work.new_version.number - 1]
-        work.status_changes = [c for c in work.status_changes if c[0] != work.new_version.number]
+        actions.apply(move, action)
+    if move.new_version is not None:  # as the move left it (buy-now accepts its own proposal)
+        move.new_version = move.versions[move.new_version.number - 1]
+        move.status_changes = [c for c in move.status_changes if c[0] != move.new_version.number]
 
     entered = dict(deal.entered)
     first = entered.get(dst, (now, now))[0]
@@ -502,8 +70,8 @@ def fire(
     new_deal = replace(
         deal,
         state=dst,
-        versions=tuple(work.versions),
-        proposals=work.proposals,
+        versions=tuple(move.versions),
+        proposals=move.proposals,
         transition_count=deal.transition_count + 1,
         initiated_at=deal.initiated_at or now,
         last_move_at=now if party_move or deal.last_move_at is None else deal.last_move_at,
@@ -511,21 +79,50 @@ def fire(
         last_transition=t.name,
         entered=entered,
         first_transitioned=first_transitioned,
-        data=work.data,
+        data=move.data,
     )
 
+    events = [_event(move, dst), *move.extra_events]
+
+    notifications = tuple(
+        NotificationDraft(n.name, recipients(n.to, role), n.template)
+        for n in process.notifications
+        if t.name in n.on and n.at is None and n.before is None
+    )
+    timers = pending_timers(process, new_deal, now)
+    timers += delayed_notifications(process, t, new_deal, now)
+
+    return Outcome(
+        transition=t.name,
+        actor_type=role,
+        from_state=deal.state,
+        deal=new_deal,
+        quote=move.new_version,
+        status_changes=tuple(move.status_changes),
+        events=tuple(events),
+        timers=tuple(timers),
+        notifications=notifications,
+        effects=tuple(move.effects),
+    )
+
+
+def _event(move: actions.Move, dst: str) -> EventDraft:
+    """The move's own event; what its actions recorded (ORDER_CREATED…) follows it."""
+    t, deal, payload, now = move.transition, move.deal, move.payload, move.now
+    role = move.actor.role
+    party_move = role in PARTIES
     event_payload: dict[str, Any] = {"transition": t.name}
     if party_move and deal.last_mover in PARTIES and deal.last_mover != role and deal.last_move_at:
         event_payload["response_seconds"] = int((now - deal.last_move_at).total_seconds())
-    if work.new_version is not None:
-        v = work.new_version
+    if move.new_version is not None:
+        v = move.new_version
         event_payload.update(version=v.number, terms=v.terms.to_json())
         if v.price_change_pct is not None:
             event_payload["price_change_pct"] = str(v.price_change_pct)
         if v.lead_time_change_days is not None:
             event_payload["lead_time_change_days"] = v.lead_time_change_days
-    elif work.status_changes:
-        event_payload["version"] = work.status_changes[0][0]
+    elif move.status_changes:
+        event_payload["version"] = move.status_changes[0][0]
     if payload.message:
         event_payload["message"] = payload.message
     if payload.reason:
@@ -534,8 +131,8 @@ def fire(
         event_payload["rule"] = payload.timer_rule
     if t.initial:
         for key in ("request", "offer"):
-            if key in work.data:
-                event_payload[key] = work.data[key]
+            if key in move.data:
+                event_payload[key] = move.data[key]
 
     event_type = t.event_type(role)
     if role == "system" and payload.timer_rule:
@@ -547,213 +144,16 @@ def fire(
             ),
             event_type,
         )
-    events = [EventDraft(event_type, role, deal.state, dst, event_payload), *work.extra_events]
-
-    notifications = tuple(
-        NotificationDraft(n.name, recipients(n.to, role), n.template)
-        for n in process.notifications
-        if t.name in n.on and n.at is None and n.before is None
-    )
-    timers = pending_timers(process, new_deal, now)
-    for n in process.notifications:
-        if t.name in n.on and n.at is not None and dst not in process.final_states:
-            due = n.at.evaluate(_Clock(new_deal, now, dst))
-            if due is not None:
-                timers.append(TimerDraft("notification", n.name, due, dst))
-
-    return Outcome(
-        transition=t.name,
-        actor_type=role,
-        from_state=deal.state,
-        deal=new_deal,
-        quote=work.new_version,
-        status_changes=tuple(work.status_changes),
-        events=tuple(events),
-        timers=tuple(timers),
-        notifications=notifications,
-        effects=tuple(work.effects),
-    )
+    return EventDraft(event_type, role, deal.state, dst, event_payload)
 
 
-def _apply(
-    action: str,
-    process: Process,
-    t: Transition,
-    work: _Work,
-    actor: Actor,
-    payload: Payload,
-    now: datetime,
-) -> None:
-    deal = work.deal
-    if action == "open-request":
-        work.data["request"] = rules.parse_request(deal, payload)
-    elif action in VERSION_ACTIONS:
-        _new_version(action, t, work, actor, payload, now)
-    elif action == "accept-quote":
-        if deal.accepted is not None:
-            raise AlreadyAccepted(
-                f"Version {deal.accepted.number} is already accepted.", rule="NEG-V06"
-            )
-        target = work.pending
-        if target is None:
-            raise InvalidTransition("There is no pending quote to accept.", rule="STATE")
-        work.set_status(target.number, "accepted")
-    elif action in ("reject-quote", "withdraw-quote", "expire-quote"):
-        target = work.pending
-        if target is not None:
-            work.set_status(target.number, _ENDING_STATUS[action])
-    elif action == "accept-update":
-        pass  # the pending update simply becomes the offer on the table
-    elif action == "restore-previous":
-        # Withdrawing a counter puts the other party's earlier offer back on the table.
-        target = deal.pending
-        if target is not None:
-            own = target.created_by_role == actor.role
-            work.set_status(target.number, "withdrawn" if own else "rejected")
-            earlier = next(
-                (v for v in reversed(work.versions) if v.created_by_role != target.created_by_role),
-                None,
-            )
-            if earlier is not None:
-                restored = replace(
-                    earlier,
-                    number=len(work.versions) + 1,
-                    created_at=now,
-                    status="pending",
-                    change_reason="terms_change",
-                    message=payload.message,
-                    price_change_pct=None,
-                    lead_time_change_days=None,
-                    is_proposal=False,
-                )
-                work.versions.append(restored)
-                work.new_version = restored
-    elif action == "create-order":
-        accepted = next((v for v in work.versions if v.status == "accepted"), None) or deal.current
-        if accepted is None:
-            raise InvalidTransition("There are no terms to order.", rule="STATE")
-        params = {
-            "version": accepted.number,
-            "total": str(accepted.terms.total),
-            "currency": accepted.terms.currency,
-        }
-        work.effects.append(Effect("create-order", params))
-        work.extra_events.append(EventDraft("ORDER_CREATED", "system", None, None, params))
-    elif action == "open-escrow":
-        waived = bool(work.data.get("escrow_waived"))
-        work.effects.append(Effect("open-escrow", {"waived": waived}))
-        work.extra_events.append(
-            EventDraft("ESCROW_WAIVED" if waived else "ESCROW_OPENED", "system", None, None, {})
-        )
-    elif action == "create-shipment":
-        work.effects.append(Effect("create-shipment"))
-        work.extra_events.append(EventDraft("SHIPMENT_CREATED", "system", None, None, {}))
-    elif action == "request-close":
-        waived = payload.data.get("escrow_waived", False)
-        if not isinstance(waived, bool):
-            raise rules.field_error(
-                "escrow_waived", "REQUEST", "escrow_waived must be true or false."
-            )
-        work.data["escrow_waived"] = waived
-    elif action == "request-info":
-        work.data["info_requested"] = {"at": iso(now), "message": payload.message}
-    elif action == "update-protected-data":
-        work.data["protected_data"] = {
-            **work.data.get("protected_data", {}),
-            **rules.mapping_field(payload.data, "protectedData"),
-        }
-    elif action == "update-metadata":
-        work.data["metadata"] = {
-            **work.data.get("metadata", {}),
-            **rules.mapping_field(payload.data, "metadata"),
-        }
-    elif action in ("post-review-by-buyer", "post-review-by-seller"):
-        by = action.removeprefix("post-review-by-")
-        reviews = dict(work.data.get("reviews", {}))
-        reviews[by] = {**rules.parse_review(payload), "at": iso(now), "published": False}
-        work.data["reviews"] = reviews
-    elif action == "publish-reviews":
-        work.data["reviews"] = {
-            k: {**v, "published": True} for k, v in work.data.get("reviews", {}).items()
-        }
-    else:  # a namespaced effect for an adapter: payment:…, booking:…, stock:…, effect:…
-        if action in BOOKING_WRITES:
-            booking = payload.data.get("booking")
-            if booking is not None:
-                if not isinstance(booking, Mapping):
-                    raise rules.field_error(
-                        "booking", "BOOKING", "booking must be an object with start and end."
-                    )
-                work.data["booking"] = {**work.data.get("booking", {}), **booking}
-        work.effects.append(Effect(action, dict(payload.data)))
-
-
-def _new_version(
-    action: str, t: Transition, work: _Work, actor: Actor, payload: Payload, now: datetime
-) -> None:
-    deal = work.deal
-    role = actor.role if actor.role in PARTIES else t.proposer
-    if role is None:
-        raise NotAuthorized("Only the buyer or the seller can propose terms.", rule="ACTOR")
-    pending = deal.pending
-    settings = deal.settings
-    is_proposal = action != "revise" and not (
-        action == "set-line-items" and pending and pending.created_by_role == role
-    )
-    if settings.counter_rules:
-        rules.check_limits(deal, settings, counting=is_proposal)
-    base = pending.terms if pending else (deal.current.terms if deal.current else None)
-    if t.listing_price:
-        asked = (payload.terms or {}).get("unit_price")
-        if asked is not None and str(asked).strip() not in (
-            str(deal.listing.unit_price),
-            f"{deal.listing.unit_price:f}",
-        ):
-            raise rules.field_error(
-                "unit_price",
-                "BUY-NOW",
-                f"'{t.name}' is at the listing's price, {deal.listing.unit_price} "
-                f"{deal.listing.currency}; make an offer to propose another.",
-            )
-        payload = replace(
-            payload, terms={**(payload.terms or {}), "unit_price": str(deal.listing.unit_price)}
-        )
-    terms = rules.build_terms(deal, payload, base=base, now=now, role=role)
-    if settings.counter_rules:
-        rules.check_counter_rules(action, deal, terms, payload, base)
-    if settings.offer_rules and role == "buyer":
-        rules.check_offer_rules(action, deal, terms, payload, actor, now)
-        if deal.state is None:  # the opening offer's buyer details stay with the deal
-            work.data["offer"] = {
-                k: payload.data[k] for k in rules.OFFER_DETAIL_FIELDS if k in payload.data
-            }
-
-    own_previous = next((v for v in reversed(work.versions) if v.created_by_role == role), None)
-    pct, lead = change_from(own_previous or pending, terms)
-    if action == "revise" or (pending is not None and pending.created_by_role == role):
-        reason = "seller_revision" if role == "seller" else "terms_change"
-        if pending is not None:
-            work.set_status(pending.number, "superseded")
-    else:
-        reason = (
-            "initial"
-            if not work.versions
-            else ("buyer_counter" if role == "buyer" else "seller_revision")
-        )
-        if pending is not None:
-            work.set_status(pending.number, "countered")
-    version = QuoteVersion(
-        number=len(work.versions) + 1,
-        terms=terms,
-        created_by_role=role,
-        created_at=now,
-        change_reason=reason,
-        message=payload.message,
-        price_change_pct=pct,
-        lead_time_change_days=lead,
-        is_proposal=is_proposal,
-    )
-    work.versions.append(version)
-    work.new_version = version
-    if is_proposal:
-        work.proposals += 1
+def recipients(to: tuple[str, ...], mover: str) -> tuple[str, ...]:
+    """Resolve `other-party` against the role that moved."""
+    out: list[str] = []
+    for r in to:
+        if r == "other-party":
+            others = [p for p in PARTIES if p != mover]
+            out += others if mover in PARTIES else list(PARTIES)
+        else:
+            out.append(r)
+    return tuple(dict.fromkeys(out))

@@ -13,17 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dealroom.domain.actions import is_known_action
 from dealroom.domain.checks import static_problems
 from dealroom.domain.errors import ProcessError, ProcessProblem
-from dealroom.domain.model import (
-    ACTORS,
-    RECIPIENTS,
-    Notification,
-    Process,
-    TimerRule,
-    Transition,
-    is_known_action,
-)
+from dealroom.domain.model import ACTORS, RECIPIENTS, Notification, Process, TimerRule, Transition
 from dealroom.domain.settings import Settings, SettingsError
 from dealroom.domain.timeexpr import Expr, Period, TimeExprError
 from dealroom.domain.timeexpr import parse as parse_time

@@ -19,39 +19,6 @@ ACTORS = frozenset({"buyer", "seller", "operator", "system", "counterparty", "au
 #: Roles a notification may go to.
 RECIPIENTS = frozenset({"buyer", "seller", "operator", "other-party"})
 
-#: Actions the engine knows by name. Namespaced actions (`payment:…`, `booking:…`,
-#: `stock:…`, `effect:…`) are handed to adapters as effects, in order.
-ACTIONS = frozenset(
-    {
-        "open-request",  # record the buyer's request (quantity, notes); not a quote version
-        "propose",  # a first quote version
-        "counter",  # a counter-offer: new version, the pending one becomes `countered`
-        "revise",  # the author replaces the pending version (it becomes `superseded`)
-        "set-line-items",  # Sharetribe line items: a new version, no counter rules
-        "accept-quote",
-        "reject-quote",
-        "withdraw-quote",
-        "expire-quote",
-        "accept-update",  # Sharetribe: the pending update becomes the current offer
-        "restore-previous",  # Sharetribe: drop the pending counter, back to the offer before
-        "create-order",
-        "open-escrow",
-        "create-shipment",
-        "request-close",
-        "request-info",
-        "update-protected-data",
-        "update-metadata",
-        "post-review-by-buyer",
-        "post-review-by-seller",
-        "publish-reviews",
-    }
-)
-EFFECT_NAMESPACES = ("payment:", "booking:", "stock:", "effect:")
-
-
-def is_known_action(name: str) -> bool:
-    return name in ACTIONS or name.startswith(EFFECT_NAMESPACES)
-
 
 @dataclass(frozen=True)
 class TimerRule:

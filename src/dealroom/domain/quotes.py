@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -142,6 +143,15 @@ class QuoteVersion:
             "message": self.message,
             "created_at": iso(self.created_at),
         }
+
+
+def pending_version(versions: Sequence[QuoteVersion]) -> QuoteVersion | None:
+    """The version on the table awaiting an answer: the latest pending one."""
+    return next((v for v in reversed(versions) if v.status == "pending"), None)
+
+
+def accepted_version(versions: Sequence[QuoteVersion]) -> QuoteVersion | None:
+    return next((v for v in versions if v.status == "accepted"), None)
 
 
 def _opt_str(value: Decimal | None) -> str | None:

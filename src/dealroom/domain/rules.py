@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dealroom.domain.errors import (
     CounterValidationFailed,
@@ -20,11 +20,9 @@ from dealroom.domain.errors import (
     MaxRoundsExceeded,
     VerificationRequired,
 )
-from dealroom.domain.quotes import Terms, at_least_cents, percent_change
+from dealroom.domain.quotes import TERM_FIELDS, Terms, at_least_cents, percent_change
 from dealroom.domain.settings import Settings
-
-if TYPE_CHECKING:
-    from dealroom.domain.engine import Actor, DealState, Payload
+from dealroom.domain.state import Actor, DealState, Payload
 
 MAX_TEXT = 2000
 MAX_MESSAGE = 5000
@@ -127,19 +125,6 @@ def _time(raw: Any, field: str, problems: list[FieldProblem]) -> datetime | None
     return None
 
 
-TERM_KEYS = frozenset(
-    {
-        "unit_price",
-        "quantity",
-        "lead_time_days",
-        "delivery_terms",
-        "valid_until",
-        "discount_percent",
-        "notes",
-    }
-)
-
-
 def build_terms(
     deal: DealState, payload: Payload, *, base: Terms | None, now: datetime, role: str
 ) -> Terms:
@@ -151,7 +136,7 @@ def build_terms(
     raw = dict(payload.terms or {})
     problems: list[FieldProblem] = []
     for key in raw:
-        if key not in TERM_KEYS:
+        if key not in TERM_FIELDS:
             problems.append(FieldProblem(key, "TERMS", f"'{key}' is not a term."))
     listing = deal.listing
     request = deal.data.get("request", {})
@@ -341,20 +326,8 @@ def check_counter_rules(
         )
     problems += _quantity_bounds(deal, terms.quantity)
     if base is not None and action in ("counter", "revise"):
-        changed = [
-            f
-            for f in (
-                "unit_price",
-                "quantity",
-                "lead_time_days",
-                "delivery_terms",
-                "discount_percent",
-                "notes",
-                "valid_until",
-            )
-            if f in given and getattr(terms, f) != getattr(base, f)
-        ]
-        if not changed:
+        # Only the terms the move gives count: an unstated validity renews by itself.
+        if not given.intersection(terms.differs_from(base)):
             problems.append(
                 FieldProblem(
                     "terms",

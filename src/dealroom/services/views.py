@@ -12,10 +12,10 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
-from dealroom.domain import engine
-from dealroom.domain.engine import DealState
+from dealroom.domain import permissions
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion
+from dealroom.domain.state import DealState
 from dealroom.domain.timestamps import iso
 from dealroom.services import deals, fees, trust
 from dealroom.services.processes import get_process
@@ -95,17 +95,17 @@ def next_step(
     pending = state.pending
     if pending is not None and pending.created_by_role in ("buyer", "seller"):
         other = "seller" if pending.created_by_role == "buyer" else "buyer"
-        if engine.available_transitions(process, state, other):
+        if permissions.available_transitions(process, state, other):
             return {"action": "respond", "actor": other, "due_at": due}
     if state.last_mover in ("buyer", "seller"):
         # With nothing pending (a request for quote, agreed terms), the ball is in the
         # court of the party who did not move last, if they have a move.
         other = "seller" if state.last_mover == "buyer" else "buyer"
-        names = engine.available_transitions(process, state, other)
+        names = permissions.available_transitions(process, state, other)
         if names:
             return {"action": names[0], "actor": other, "due_at": due}
     for role in ("buyer", "seller", "operator"):
-        names = engine.available_transitions(process, state, role)
+        names = permissions.available_transitions(process, state, role)
         if names:
             return {"action": names[0], "actor": role, "due_at": due}
     return {"action": "wait", "actor": "system", "due_at": due}
@@ -199,7 +199,7 @@ def deal_json(
         # Often in the session already (a deal being opened loaded its listing).
         listing = session.get(m.Listing, deal.listing_id)
         live = listing.updated_at if listing is not None else None
-    available = engine.available_transitions(process, state, viewer_role)
+    available = permissions.available_transitions(process, state, viewer_role)
     changed = live is not None and iso(live) != deal.listing_snapshot.get("updated_at")
     return {
         "id": deal.id,

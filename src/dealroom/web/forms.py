@@ -19,22 +19,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
-from dealroom.domain.engine import VERSION_ACTIONS, Payload
+from dealroom.domain.actions import VERSION_ACTIONS
 from dealroom.domain.errors import InvalidRequest
 from dealroom.domain.model import Process, Transition
+from dealroom.domain.quotes import TERM_FIELDS
 from dealroom.domain.rules import OFFER_FIELD_CHOICES
 from dealroom.domain.settings import Settings
+from dealroom.domain.state import Payload
 from dealroom.web.formatting import Formatter
 
-TERM_NAMES = (
-    "unit_price",
-    "quantity",
-    "lead_time_days",
-    "delivery_terms",
-    "valid_until",
-    "discount_percent",
-    "notes",
-)
 ANSWER_WORDS = ("reject", "decline", "cancel", "withdraw")
 POSITIVE = ("accept", "confirm", "buy-now", "complete", "deliver", "mark-delivered")
 CHOICE_LABELS = {
@@ -74,7 +67,7 @@ class ActionForm:
 
     @property
     def has_terms(self) -> bool:
-        return any(f.name in TERM_NAMES for f in self.fields)
+        return any(f.name in TERM_FIELDS for f in self.fields)
 
 
 def title_of(process: Process, name: str) -> str:
@@ -235,7 +228,7 @@ def payload_from(form: ActionForm, posted: dict[str, str], fmt: Formatter) -> Pa
             message = raw
         elif f.name == "reason":
             reason = raw
-        elif f.name in TERM_NAMES:
+        elif f.name in TERM_FIELDS:
             if f.kind in ("money", "percent"):
                 terms[f.name] = _number(raw, fmt)
             elif f.kind == "int":

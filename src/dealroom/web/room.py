@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 
 from dealroom.db import models as m
-from dealroom.domain import engine
-from dealroom.domain.engine import DealState
+from dealroom.domain import permissions
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion, diff
+from dealroom.domain.state import DealState
 from dealroom.services import deals, trust, views
 from dealroom.services.processes import get_process
 from dealroom.services.uow import UnitOfWork
@@ -274,7 +274,7 @@ def load_forms(
     deal, role = deals.get_deal(uow.session, deal_id, user)
     process = get_process(uow.session, deal.process_name, deal.process_version)
     state = deals.engine_state(uow, deal, process)
-    names = engine.available_transitions(process, state, role)
+    names = permissions.available_transitions(process, state, role)
     return deal, process, forms_for(deal, process, state, role, names, fmt)
 
 

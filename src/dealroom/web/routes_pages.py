@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import or_, select
 
 from dealroom.db import models as m
-from dealroom.domain import engine
+from dealroom.domain import permissions
 from dealroom.domain.errors import BuyerBlocked, DealroomError, NotAuthenticated, NotFound
+from dealroom.domain.state import DealState
 from dealroom.edge.uow import UoW
 from dealroom.security import issue_token, signing_key
 from dealroom.services import accounts, bell, deals, listings
@@ -210,7 +211,7 @@ def _opening_forms(uow: UnitOfWork, user: m.User | None, listing: m.Listing) -> 
         uow, process, category=listing.category, seller_id=seller_id,
         listing_rules=listing.rules or None, deal_rules=None,
     )  # fmt: skip
-    state = engine.DealState(
+    state = DealState(
         process=process.name, listing=deals.engine_listing(snapshot), settings=settings
     )
     fmt = formatter_for(uow, user)
@@ -220,9 +221,9 @@ def _opening_forms(uow: UnitOfWork, user: m.User | None, listing: m.Listing) -> 
     }
     names: list[tuple[str, str]] = []
     if user is None or user.id != listing.owner_id:
-        names += [(n, role) for n in engine.available_transitions(process, state, role)]
+        names += [(n, role) for n in permissions.available_transitions(process, state, role)]
     if is_staff(user):
-        names += [(n, "operator") for n in engine.available_transitions(process, state, "operator")
+        names += [(n, "operator") for n in permissions.available_transitions(process, state, "operator")
                   if (n, role) not in names]  # fmt: skip
     out = []
     for name, as_role in names:

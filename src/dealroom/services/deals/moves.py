@@ -12,8 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select, text
 
 from dealroom.db import models as m
-from dealroom.domain import engine
-from dealroom.domain.engine import DealState, Payload
+from dealroom.domain import engine, permissions
 from dealroom.domain.errors import (
     Duplicate,
     InvalidRequest,
@@ -24,6 +23,7 @@ from dealroom.domain.errors import (
 )
 from dealroom.domain.model import Process
 from dealroom.domain.settings import Settings
+from dealroom.domain.state import SYSTEM, DealState, Payload
 from dealroom.services.accounts import Caller, is_staff
 from dealroom.services.deals.persist import persist
 from dealroom.services.deals.read import (
@@ -270,7 +270,7 @@ def _acts_as_operator(
     t = process.transitions.get(name)
     if t is None or not is_staff(user):
         return False
-    roles = engine.permitted_roles(process, state, t)
+    roles = permissions.permitted_roles(process, state, t)
     return role not in roles and "operator" in roles
 
 
@@ -279,8 +279,6 @@ def fire_system(uow: UnitOfWork, *, deal: m.Deal, name: str, timer_rule: str | N
     The caller (the worker) holds the deal's row lock."""
     process = get_process(uow.session, deal.process_name, deal.process_version)
     state = engine_state(uow, deal, process)
-    outcome = engine.fire(
-        process, state, name, engine.SYSTEM, Payload(timer_rule=timer_rule), now=uow.now
-    )
+    outcome = engine.fire(process, state, name, SYSTEM, Payload(timer_rule=timer_rule), now=uow.now)
     persist(uow, deal, process, outcome, actor_id=None)
     return DealResult(deal, outcome.deal, process, "system", outcome)

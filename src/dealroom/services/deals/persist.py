@@ -14,9 +14,9 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from dealroom.db import models as m
-from dealroom.domain.engine import Outcome
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion
+from dealroom.domain.state import Outcome
 from dealroom.domain.timestamps import iso
 from dealroom.services import audit, fees, notifications
 from dealroom.services.deals.read import Surroundings

@@ -16,12 +16,11 @@ from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from dealroom.db import models as m
-from dealroom.domain import engine
-from dealroom.domain.engine import Actor, DealState, Outcome
 from dealroom.domain.errors import InvalidRequest, NotFound
 from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion, Terms, at_least_cents
 from dealroom.domain.settings import Settings, SettingsError
+from dealroom.domain.state import Actor, DealState, Listing, Outcome
 from dealroom.domain.timestamps import iso
 from dealroom.services import cursors
 from dealroom.services.accounts import is_staff
@@ -51,8 +50,8 @@ def snapshot_of(listing: m.Listing) -> dict[str, Any]:
     }
 
 
-def engine_listing(snapshot: dict[str, Any]) -> engine.Listing:
-    return engine.Listing(
+def engine_listing(snapshot: dict[str, Any]) -> Listing:
+    return Listing(
         currency=snapshot["currency"],
         unit_price=Decimal(snapshot["unit_price"]),
         quantity=int(snapshot.get("quantity") or 1),

@@ -5,7 +5,7 @@ grouped per deal ("12 updates on DEAL-2026-0042: 3 counter-offers, 9 messages; l
 47.00 SAR") instead of one email per move.
 
 When: `user_preferences.next_digest_at` holds the next instant the user's local clock
-reads the digest hour (UTC, recomputed with zoneinfo, so DST moves it). The worker claims
+reads the digest hour (services/preferences.py keeps that schedule). The worker claims
 due rows with `FOR UPDATE SKIP LOCKED`, composes the digest and sets the next instant
 after now in the same transaction: a worker that was down for three days sends one
 digest, not three. `email_outbox` is unique per user and local date, so there is never
@@ -13,14 +13,14 @@ a second digest on one day, not even after the user moves their digest hour.
 
 What: bell items not read, not seen live (`notifications.seen_live_at`, stamped when an
 open stream pushed them), not already emailed, and in no earlier digest (`digest_items` is
-keyed by the notification). Reminders that are push-only (email.BELL_ONLY) stay on the
+keyed by the notification). Reminders that are push-only (email_queue.BELL_ONLY) stay on the
 bell. A day with nothing quiet sends nothing.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,15 +30,9 @@ from sqlalchemy.orm import Session
 from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.notify.email import (
-    BELL_ONLY,
-    deal_view,
-    listing_view,
-    money,
-    new_message_id,
-    party,
-    zone,
-)
+from dealroom.notify.email import deal_view, listing_view, money, party
+from dealroom.services.email_queue import BELL_ONLY, new_message_id
+from dealroom.services.preferences import last_slot, next_slot, zone
 from dealroom.services.uow import session_scope
 
 #: At most this many bell items go into one digest (the rest wait for the next one).
@@ -60,35 +54,6 @@ CATEGORIES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("review",), "review", "reviews"),
 )
 OTHER = ("other update", "other updates")
-
-
-# --- when ---------------------------------------------------------------------------------
-
-
-def _at(day: date, hour: int, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(hour), tzinfo=tz).astimezone(UTC)
-
-
-def next_slot(after: datetime, tz: ZoneInfo, hour: int) -> datetime:
-    """The first instant strictly after `after` at which the local clock reads hour:00."""
-    day = after.astimezone(tz).date()
-    for offset in range(3):
-        slot = _at(day + timedelta(days=offset), hour, tz)
-        if slot > after:
-            return slot
-    raise AssertionError("unreachable: a local hour comes round within two days")
-
-
-def last_slot(at: datetime, tz: ZoneInfo, hour: int) -> tuple[datetime, date]:
-    """The latest instant at or before `at` at which the local clock read hour:00, and
-    that local date (the digest's day)."""
-    day = at.astimezone(tz).date()
-    for offset in range(3):
-        d = day - timedelta(days=offset)
-        slot = _at(d, hour, tz)
-        if slot <= at:
-            return slot, d
-    raise AssertionError("unreachable: a local hour came round within two days")
 
 
 # --- composing ----------------------------------------------------------------------------

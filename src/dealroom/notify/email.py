@@ -1,12 +1,5 @@
-"""Email: queued with the move that caused it, rendered and sent by the worker.
-
-`enqueue` runs inside the move's transaction (services/notifications.record calls it): it
-only reads the recipients' preferences and inserts one `email_outbox` row per bell item
-of a user who wants immediate email. Rendering happens in the worker, so a move never
-waits on templates (nor fails because of one) while it holds the deal and feed locks.
-The row keeps the deal's last event sequence, so the email tells of that move even when
-it is rendered later: the quote version its event names, the message and reason it
-carried.
+"""Email: queued with the move that caused it (services/email_queue.py), rendered and
+sent by the worker.
 
 The worker claims due rows with `FOR UPDATE SKIP LOCKED` and sends each in its own
 transaction, holding the row lock while it talks to the SMTP server, then marks it sent
@@ -30,21 +23,20 @@ import re
 import smtplib
 import ssl
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from email import policy
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formataddr, formatdate
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dealroom.config import Config
@@ -52,13 +44,12 @@ from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.quotes import at_least_cents
 from dealroom.notify import retry_at
-from dealroom.services import audit
-from dealroom.services.uow import UnitOfWork, session_scope
+from dealroom.services.email_queue import sender_domain
+from dealroom.services.preferences import user_zone
+from dealroom.services.uow import session_scope
 
 log = logging.getLogger("dealroom.email")
 
-#: Reminders the rfq reference (5.4) sends as push only: they stay on the bell.
-BELL_ONLY = frozenset({"quote-expiring", "counter-expiring", "offer-expiring"})
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=1)
 SMTP_TIMEOUT = 10.0
@@ -67,59 +58,6 @@ SMTP_TIMEOUT = 10.0
 #: 5322's hard limit of 998 instead (subjects are cut at 400).
 MAIL_POLICY = policy.default.clone(max_line_length=998)
 GENERIC = "_generic"
-
-
-# --- the outbox hook (inside the move's transaction) --------------------------------------
-
-
-_EMAIL_MODES = select(m.UserPreference.user_id, m.UserPreference.email).where(
-    m.UserPreference.user_id.in_(bindparam("ids", expanding=True))
-)
-
-
-def enqueue(
-    uow: UnitOfWork,
-    deal: m.Deal,
-    items: list[m.Notification],
-    *,
-    modes: dict[str, str] | None = None,
-) -> list[m.EmailOutbox]:
-    """Queue one email per bell item whose recipient wants immediate email (the default).
-    Digest users' items wait for their digest; `off` users get none. `modes`: the
-    preferences of the users who have set one, if the caller read them already."""
-    if not items:
-        return []
-    if modes is None:
-        users = {n.user_id for n in items}
-        modes = dict(uow.session.execute(_EMAIL_MODES, {"ids": list(users)}).all())
-    queued = []
-    for n in items:
-        if n.name in BELL_ONLY or modes.get(n.user_id, "immediate") != "immediate":
-            continue
-        row = m.EmailOutbox(
-            user_id=n.user_id,
-            kind="notification",
-            notification=n,
-            deal_id=deal.id,
-            event_seq=deal.last_seq,
-            status="pending",
-            attempts=0,
-            next_attempt_at=uow.now,
-            message_id=new_message_id(uow.config),
-            created_at=uow.now,
-        )
-        audit.hold(uow.session, row)  # written with its bell item, at commit
-        queued.append(row)
-    return queued
-
-
-def sender_domain(config: Config) -> str:
-    address = parseaddr(config.email_from)[1]
-    return address.rpartition("@")[2] or "dealroom.localhost"
-
-
-def new_message_id(config: Config) -> str:
-    return f"<{uuid.uuid4().hex}@{sender_domain(config)}>"
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -185,18 +123,6 @@ def local_time(ts: datetime | str | None, tz: ZoneInfo) -> str | None:
         ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     t = ts.astimezone(tz)
     return f"{t.day} {t:%b %Y, %H:%M} ({tz.key})"
-
-
-def zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def user_zone(session: Session, user: m.User) -> ZoneInfo:
-    pref = session.get(m.UserPreference, user.id)
-    return zone(pref.timezone if pref is not None else user.timezone)
 
 
 def party(user: m.User | None) -> dict[str, Any]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from dealroom.db import models as m
-from dealroom.notify import email
-from dealroom.services import audit
+from dealroom.services import audit, email_queue
 from dealroom.services.outbox import OutboxItem
 from dealroom.services.uow import UnitOfWork
 
@@ -32,7 +31,7 @@ def record(
     *,
     email_modes: dict[str, str] | None = None,
 ) -> list[m.Notification]:
-    """`email_modes`: the parties' email preferences if already read (`email.enqueue`)."""
+    """`email_modes`: the parties' email preferences if already read (`email_queue.enqueue`)."""
     items = []
     for user_id in _recipients(deal, roles):
         n = m.Notification(
@@ -48,8 +47,8 @@ def record(
         uow.outbox.append(
             OutboxItem("notification", deal.id, {"user_id": user_id, "name": name, **n.payload})
         )
-    # Immediate email for those who want it (notify/email.py).
-    email.enqueue(uow, deal, items, modes=email_modes)
+    # Immediate email for those who want it (sent after commit by notify/email.py).
+    email_queue.enqueue(uow, deal, items, modes=email_modes)
     return items
 
 

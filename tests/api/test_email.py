@@ -24,7 +24,7 @@ from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
 from dealroom.domain.loader import load_file
-from dealroom.notify import email
+from dealroom.notify import email, render, transports
 from dealroom.services import deals
 from dealroom.services.uow import UnitOfWork, session_scope, transaction
 from dealroom.worker import run_once
@@ -184,10 +184,10 @@ def test_every_notification_of_the_built_in_processes_has_a_text_and_an_html_tem
         missing += [
             f"{name}: {n.template}"
             for n in process.notifications
-            if n.template not in email.template_names()
+            if n.template not in render.template_names()
         ]
     assert missing == []
-    assert email.template_for("some-imported-template") == email.GENERIC
+    assert render.template_for("some-imported-template") == render.GENERIC
 
 
 def sample_context(title: str) -> dict[str, Any]:
@@ -209,8 +209,8 @@ def sample_context(title: str) -> dict[str, Any]:
 
 def test_every_template_renders_and_html_is_escaped_while_text_is_not() -> None:
     title = 'Bearings <script>alert("x")</script>'
-    for name in sorted(email.template_names() - {"_digest", "_plain", "_base"}):
-        r = email.render(name, sample_context(title), to="seller@example.test")
+    for name in sorted(render.template_names() - {"_digest", "_plain", "_base"}):
+        r = render.render(name, sample_context(title), to="seller@example.test")
         assert r.subject.startswith("[DEAL-2026-0042]"), name
         assert "\n" not in r.subject
         assert f"{BASE_URL}/deals/d1" in r.text, name
@@ -395,7 +395,7 @@ def test_without_smtp_mail_lands_as_eml_files_in_the_mail_folder(
     buyer, _seller, listing = parties
     request_quote(db, clock, buyer, listing)
     config = mail_config(mail_dir=tmp_path / "mail")
-    assert email.mail_destination(config) == str((tmp_path / "mail").resolve())
+    assert transports.mail_destination(config) == str((tmp_path / "mail").resolve())
     assert run_once(db, config, clock.now()).emails_sent == 1
     [path] = list((tmp_path / "mail").glob("*.eml"))
     msg = message_from_bytes(path.read_bytes(), policy=policy.default)
@@ -427,7 +427,7 @@ def test_a_config_without_any_mail_transport_keeps_emails_queued(
 ) -> None:
     buyer, _seller, listing = parties
     request_quote(db, clock, buyer, listing)
-    assert email.mail_destination(mail_config()) is None
+    assert transports.mail_destination(mail_config()) is None
     assert run_once(db, mail_config(), clock.now()).emails_sent == 0
     assert [r.status for r in outbox(db)] == ["pending"]
 

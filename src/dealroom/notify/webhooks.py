@@ -1,16 +1,19 @@
 """Webhooks: signed POSTs of committed events to integrators' endpoints.
 
-How deliveries are made. Each endpoint keeps a cursor into the global event feed
-(`events.feed_seq`, numbered in commit order, see services/audit.py and ADR 0003). The
-worker's fan-out step locks one endpoint (`FOR UPDATE SKIP LOCKED`), reads the events
-after its cursor, inserts a `webhook_deliveries` row for each that its filter matches and
-moves the cursor, all in one transaction. Reading the feed rather than hooking the deal
-service keeps every writer of events (moves, messages, timers, whatever comes next)
-covered without touching it, adds nothing to the request path while the feed lock is
-held, and the unique (webhook, feed_seq) key makes a second delivery of one event to one
-endpoint impossible. Because the feed never skips a number that commits late, resuming
-after the cursor loses nothing. A new endpoint starts at the head of the feed: it gets
-what happens after it was created, not the history (that is what `GET /v1/events` is for).
+Endpoints are registered, listed and deleted by services/webhooks.py (the API's use
+cases); here is how their deliveries are made, after commit.
+
+Each endpoint keeps a cursor into the global event feed (`events.feed_seq`, numbered in
+commit order, see services/audit.py and ADR 0003). The worker's fan-out step locks one
+endpoint (`FOR UPDATE SKIP LOCKED`), reads the events after its cursor, inserts a
+`webhook_deliveries` row for each that its filter matches and moves the cursor, all in
+one transaction. Reading the feed rather than hooking the deal service keeps every
+writer of events (moves, messages, timers, whatever comes next) covered without touching
+it, adds nothing to the request path while the feed lock is held, and the unique
+(webhook, feed_seq) key makes a second delivery of one event to one endpoint impossible.
+Because the feed never skips a number that commits late, resuming after the cursor loses
+nothing. A new endpoint starts at the head of the feed: it gets what happens after it
+was created, not the history (that is what `GET /v1/events` is for).
 
 Then each due delivery is claimed with `FOR UPDATE SKIP LOCKED`, POSTed with the row
 locked (httpx, 10 s timeout, no redirects) and marked in the same transaction: delivered
@@ -29,26 +32,23 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dealroom import __version__
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.domain.errors import NotFound
 from dealroom.notify import retry_at
 from dealroom.services.audit import event_json, iso
-from dealroom.services.uow import UnitOfWork, session_scope
+from dealroom.services.uow import session_scope
 
 log = logging.getLogger("dealroom.webhooks")
 
-SECRET_PREFIX = "whsec_"
 TIMEOUT = 10.0
 RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=3)
@@ -71,78 +71,6 @@ def body_of(e: m.Event) -> bytes:
 
 def matches(filters: list[str], event_type: str) -> bool:
     return "*" in filters or event_type in filters
-
-
-# --- use cases (routes_webhooks.py) -------------------------------------------------------
-
-
-def create(uow: UnitOfWork, user: m.User, *, url: str, events: list[str]) -> m.Webhook:
-    """Register an endpoint; it receives events committed from now on."""
-    head = uow.session.scalar(select(func.coalesce(func.max(m.Event.feed_seq), 0)))
-    hook = m.Webhook(
-        url=url,
-        events=list(dict.fromkeys(events)),
-        secret=SECRET_PREFIX + secrets.token_urlsafe(32),
-        created_by=user.id,
-        feed_cursor=int(head or 0),
-        created_at=uow.now,
-    )
-    uow.session.add(hook)
-    uow.session.flush()
-    return hook
-
-
-def listed(session: Session) -> list[m.Webhook]:
-    stmt = select(m.Webhook).where(m.Webhook.deleted_at.is_(None)).order_by(m.Webhook.created_at)
-    return list(session.scalars(stmt))
-
-
-def get(session: Session, webhook_id: str, *, lock: bool = False) -> m.Webhook:
-    stmt = select(m.Webhook).where(m.Webhook.id == webhook_id, m.Webhook.deleted_at.is_(None))
-    hook = (
-        session.scalar(stmt.with_for_update() if lock else stmt) if len(webhook_id) <= 36 else None
-    )
-    if hook is None:
-        raise NotFound("There is no such webhook.", rule="WEBHOOK", webhook_id=webhook_id)
-    return hook
-
-
-def delete(uow: UnitOfWork, webhook_id: str) -> None:
-    """Stop deliveries; the endpoint and its log stay on record, out of the API. Deleting
-    twice is not an error."""
-    hook = (
-        uow.session.get(m.Webhook, webhook_id, with_for_update=True)
-        if len(webhook_id) <= 36
-        else None
-    )
-    if hook is None:
-        raise NotFound("There is no such webhook.", rule="WEBHOOK", webhook_id=webhook_id)
-    if hook.deleted_at is not None:
-        return
-    hook.deleted_at = uow.now
-    uow.session.execute(
-        update(m.WebhookDelivery)
-        .where(m.WebhookDelivery.webhook_id == hook.id, m.WebhookDelivery.status == "pending")
-        .values(status="cancelled")
-    )
-
-
-def deliveries(
-    session: Session,
-    webhook_id: str,
-    *,
-    limit: int,
-    before: int | None = None,
-    status: str | None = None,
-) -> list[m.WebhookDelivery]:
-    """The delivery log, newest event first."""
-    hook = get(session, webhook_id)
-    stmt = select(m.WebhookDelivery).where(m.WebhookDelivery.webhook_id == hook.id)
-    if before is not None:
-        stmt = stmt.where(m.WebhookDelivery.feed_seq < before)
-    if status is not None:
-        stmt = stmt.where(m.WebhookDelivery.status == status)
-    return list(session.scalars(stmt.order_by(m.WebhookDelivery.feed_seq.desc()).limit(limit)))
 
 
 # --- fan-out (worker) ---------------------------------------------------------------------

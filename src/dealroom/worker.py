@@ -21,8 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, select
 
 from dealroom.clock import Clock
 from dealroom.config import Config
@@ -32,7 +31,8 @@ from dealroom.domain.errors import DealroomError
 from dealroom.notify import digest, email, webhooks
 from dealroom.services import deals, notifications
 from dealroom.services.outbox import Broker
-from dealroom.services.uow import session_scope, transaction
+from dealroom.services.queues import Queue, claim_one, drain
+from dealroom.services.uow import UnitOfWork, session_scope
 
 log = logging.getLogger("dealroom.worker")
 
@@ -67,63 +67,57 @@ class PassResult:
     more: bool = False
 
 
+TIMERS = Queue(
+    m.Timer,
+    due=lambda now: and_(m.Timer.status == "pending", m.Timer.due_at <= now),
+    order=(m.Timer.due_at,),
+)
+
+
 def claim_statement(now: datetime, exclude: set[int] | None = None) -> Select[m.Timer]:
     """The oldest due timer nobody holds: a range scan of `ix_timers_due (status, due_at)`
     that stops at the first row it can lock. Ordered by `due_at` alone, as the index is:
     a tie-break on `id` would make PostgreSQL read and sort every timer due at the same
     instant (an incremental sort of 100,000 rows for a burst) on every claim."""
-    stmt = (
-        select(m.Timer)
-        .where(m.Timer.status == "pending", m.Timer.due_at <= now)
-        .order_by(m.Timer.due_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if exclude:
-        stmt = stmt.where(m.Timer.id.not_in(exclude))
-    return stmt
-
-
-def _claim(session: Session, now: datetime, exclude: set[int]) -> m.Timer | None:
-    return session.execute(claim_statement(now, exclude)).scalar_one_or_none()
+    also = (m.Timer.id.not_in(exclude),) if exclude else ()
+    return TIMERS.claim_statement(now, *also)
 
 
 def fire_one(
     db: Database, config: Config, now: datetime, broker: Broker | None, exclude: set[int]
-) -> str:
-    """Claim and fire one due timer: 'fired', 'stale', 'busy', 'failed' or 'none'."""
+) -> str | None:
+    """Claim and fire one due timer: 'fired', 'stale', 'busy' or 'failed'; None when no
+    timer is due."""
     timer_id: int | None = None
+
+    def fire(uow: UnitOfWork, timer: m.Timer) -> str:
+        nonlocal timer_id
+        timer_id = timer.id
+        deal = uow.session.execute(
+            select(m.Deal).where(m.Deal.id == timer.deal_id).with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
+        if deal is None:  # another transaction holds the deal; nothing written yet
+            exclude.add(timer.id)
+            return "busy"
+        timer.status = "fired"
+        timer.done_at = now
+        if deal.state != timer.state:
+            # Left the state already: the move that left it should have cancelled this.
+            timer.status = "cancelled"
+            return "stale"
+        if timer.kind == "transition":
+            deals.fire_system(uow, deal=deal, name=timer.name, timer_rule=timer.rule)
+        else:
+            notifications.record_reminder(uow, deal, timer)
+        return "fired"
+
     try:
-        with transaction(
-            db, config=config, now=now, broker=broker, user_agent="dealroom-worker"
-        ) as uow:
-            session = uow.session
-            timer = _claim(session, now, exclude)
-            if timer is None:
-                return "none"  # it only read: the commit keeps the prepared statements
-            timer_id = timer.id
-            deal = session.execute(
-                select(m.Deal).where(m.Deal.id == timer.deal_id).with_for_update(skip_locked=True)
-            ).scalar_one_or_none()
-            if deal is None:  # another transaction holds the deal; nothing written yet
-                exclude.add(timer.id)
-                return "busy"
-            timer.status = "fired"
-            timer.done_at = now
-            outcome = "fired"
-            if deal.state != timer.state:
-                # Left the state already: the move that left it should have cancelled this.
-                timer.status = "cancelled"
-                outcome = "stale"
-            elif timer.kind == "transition":
-                deals.fire_system(uow, deal=deal, name=timer.name, timer_rule=timer.rule)
-            else:
-                notifications.record_reminder(uow, deal, timer)
+        return claim_one(db, claim_statement(now, exclude), fire, config=config, now=now,
+                         broker=broker, user_agent="dealroom-worker")  # fmt: skip
     except DealroomError as exc:
         assert timer_id is not None
         _mark_failed(db, timer_id, now, str(exc))
         return "failed"
-    return outcome
 
 
 def _mark_failed(db: Database, timer_id: int, now: datetime, reason: str) -> None:
@@ -155,18 +149,17 @@ def run_once(
     the next pass (`PassResult.more`).
     """
     result = PassResult()
+    busy: set[int] = set()  # timers whose deal was locked: left for the next attempt
+
+    def next_timer() -> str | None:
+        return fire_one(db, config, clock.now() if clock else now, broker, busy)
+
     for attempt in range(BUSY_RETRIES + 1):
-        busy: set[int] = set()
-        while stop is None or not stop.is_set():
-            outcome = fire_one(db, config, clock.now() if clock else now, broker, busy)
-            if outcome == "none":
-                break
-            if outcome == "fired":
-                result.fired += 1
-            elif outcome == "stale":
-                result.stale += 1
-            elif outcome == "failed":
-                result.failed += 1
+        busy.clear()
+        timers = drain(next_timer, stop=stop)
+        result.fired += timers.outcomes["fired"]
+        result.stale += timers.outcomes["stale"]
+        result.failed += timers.outcomes["failed"]
         result.skipped_busy = len(busy)
         if not busy or attempt == BUSY_RETRIES or (stop is not None and stop.is_set()):
             break

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session
 
 from dealroom.config import Config
@@ -33,7 +33,8 @@ from dealroom.db.session import Database
 from dealroom.notify.render import deal_view, listing_view, money, party
 from dealroom.services.email_queue import BELL_ONLY, new_message_id
 from dealroom.services.preferences import last_slot, next_slot, zone
-from dealroom.services.uow import session_scope
+from dealroom.services.queues import Queue, claim_one, drain
+from dealroom.services.uow import UnitOfWork
 
 #: At most this many bell items go into one digest (the rest wait for the next one).
 MAX_ITEMS = 2000
@@ -76,66 +77,62 @@ def quiet_items(session: Session, pref: m.UserPreference, now: datetime) -> list
     return list(session.scalars(stmt.order_by(n.created_at, n.id).limit(MAX_ITEMS)))
 
 
-def _claim(session: Session, now: datetime) -> m.UserPreference | None:
-    stmt = (
-        select(m.UserPreference)
-        .where(m.UserPreference.email == "digest", m.UserPreference.next_digest_at <= now)
-        .order_by(m.UserPreference.next_digest_at, m.UserPreference.user_id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
+QUEUE = Queue(
+    m.UserPreference,
+    due=lambda now: and_(
+        m.UserPreference.email == "digest", m.UserPreference.next_digest_at <= now
+    ),
+    order=(m.UserPreference.next_digest_at, m.UserPreference.user_id),
+)
+
+
+def compose(session: Session, config: Config, pref: m.UserPreference, now: datetime) -> str:
+    """Queue the digest of a claimed user whose digest is due and schedule their next one.
+    Returns 'queued', or 'empty' when there is nothing quiet to tell (or today's went)."""
+    tz = zone(pref.timezone)
+    _, day = last_slot(now, tz, pref.digest_hour)
+    pref.next_digest_at = next_slot(now, tz, pref.digest_hour)
+    already = session.scalar(
+        select(m.EmailOutbox.id).where(
+            m.EmailOutbox.user_id == pref.user_id, m.EmailOutbox.digest_date == day
+        )
     )
-    return session.execute(stmt).scalar_one_or_none()
+    items = [] if already is not None else quiet_items(session, pref, now)
+    if not items:
+        return "empty"
+    email = m.EmailOutbox(
+        user_id=pref.user_id,
+        kind="digest",
+        digest_date=day,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        message_id=new_message_id(config),
+        created_at=now,
+    )
+    session.add(email)
+    session.flush()
+    session.add_all(
+        m.DigestItem(notification_id=n.id, email_id=email.id, deal_id=n.deal_id) for n in items
+    )
+    return "queued"
 
 
-def compose_one(db: Database, config: Config, now: datetime) -> str:
-    """Claim one user whose digest is due and queue it. Returns 'queued', 'empty' or 'none'."""
-    with session_scope(db) as session:
-        pref = _claim(session, now)
-        if pref is None:
-            return "none"
-        tz = zone(pref.timezone)
-        _, day = last_slot(now, tz, pref.digest_hour)
-        pref.next_digest_at = next_slot(now, tz, pref.digest_hour)
-        already = session.scalar(
-            select(m.EmailOutbox.id).where(
-                m.EmailOutbox.user_id == pref.user_id, m.EmailOutbox.digest_date == day
-            )
-        )
-        items = [] if already is not None else quiet_items(session, pref, now)
-        if not items:
-            return "empty"
-        email = m.EmailOutbox(
-            user_id=pref.user_id,
-            kind="digest",
-            digest_date=day,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            message_id=new_message_id(config),
-            created_at=now,
-        )
-        session.add(email)
-        session.flush()
-        session.add_all(
-            m.DigestItem(notification_id=n.id, email_id=email.id, deal_id=n.deal_id) for n in items
-        )
-        return "queued"
+def compose_one(db: Database, config: Config, now: datetime) -> str | None:
+    """Claim one user whose digest is due and compose it in the claim's transaction:
+    'queued' or 'empty'; None when no digest is due."""
+
+    def work(uow: UnitOfWork, pref: m.UserPreference) -> str:
+        return compose(uow.session, config, pref, now)
+
+    return claim_one(db, QUEUE.claim_statement(now), work, config=config, now=now)
 
 
 def compose_due(db: Database, config: Config, now: datetime) -> int:
     """Queue every digest due at `now`; the email pass sends them."""
-    with session_scope(db, write=False) as s:  # most passes find nothing: no write lock for that
-        due = s.scalar(
-            select(m.UserPreference.user_id)
-            .where(m.UserPreference.email == "digest", m.UserPreference.next_digest_at <= now)
-            .limit(1)
-        )
-    if due is None:
+    if not QUEUE.any_due(db, now):
         return 0
-    queued = 0
-    while (outcome := compose_one(db, config, now)) != "none":
-        queued += outcome == "queued"
-    return queued
+    return drain(lambda: compose_one(db, config, now)).outcomes["queued"]
 
 
 # --- what the digest says -----------------------------------------------------------------

@@ -16,14 +16,13 @@ from __future__ import annotations
 import logging
 import re
 import smtplib
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 
-from sqlalchemy import select
+from sqlalchemy import and_
 from sqlalchemy.orm import Session
 
 from dealroom.config import Config
@@ -34,7 +33,8 @@ from dealroom.notify.digest import digest_context
 from dealroom.notify.render import Rendered, notification_context, render
 from dealroom.notify.transports import Transport, TransportDown, transport_for
 from dealroom.services.preferences import user_zone
-from dealroom.services.uow import session_scope
+from dealroom.services.queues import Queue, claim_one, drain
+from dealroom.services.uow import UnitOfWork
 
 log = logging.getLogger("dealroom.email")
 
@@ -66,13 +66,13 @@ def render_row(session: Session, config: Config, row: m.EmailOutbox) -> Rendered
     return render(template, context, to=formataddr((" ".join(user.name.split()), user.email)))
 
 
-def build_message(config: Config, row: m.EmailOutbox, r: Rendered, now: datetime) -> EmailMessage:
+def build_message(config: Config, message_id: str, r: Rendered, now: datetime) -> EmailMessage:
     msg = EmailMessage(policy=MAIL_POLICY)
     msg["Subject"] = r.subject
     msg["From"] = config.email_from
     msg["To"] = r.to
     msg["Date"] = formatdate(now.timestamp(), usegmt=True)
-    msg["Message-ID"] = row.message_id
+    msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"
     if r.deal_ref:
         msg["X-Dealroom-Deal"] = r.deal_ref
@@ -94,15 +94,70 @@ class EmailPass:
     cut_short: bool = False
 
 
-def _claim(session: Session, now: datetime) -> m.EmailOutbox | None:
-    stmt = (
-        select(m.EmailOutbox)
-        .where(m.EmailOutbox.status == "pending", m.EmailOutbox.next_attempt_at <= now)
-        .order_by(m.EmailOutbox.next_attempt_at, m.EmailOutbox.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    return session.execute(stmt).scalar_one_or_none()
+QUEUE = Queue(
+    m.EmailOutbox,
+    due=lambda now: and_(m.EmailOutbox.status == "pending", m.EmailOutbox.next_attempt_at <= now),
+    order=(m.EmailOutbox.next_attempt_at, m.EmailOutbox.id),
+)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed email, rendered: what sending it takes, nothing of it read from the session."""
+
+    rendered: Rendered
+    message_id: str
+    file_name: str
+
+
+def prepare(session: Session, config: Config, row: m.EmailOutbox, now: datetime) -> Outgoing | str:
+    """Render a claimed email and count the attempt; or, when there is nothing to send,
+    the row's outcome: 'failed' (a template or data bug) or 'skipped' (see render_row)."""
+    try:
+        rendered = render_row(session, config, row)
+    except Exception as exc:  # a template or data bug: retrying will not help
+        log.exception("email %s could not be rendered", row.id)
+        row.status, row.last_error = "failed", f"render: {type(exc).__name__}: {exc}"[:2000]
+        return "failed"
+    if rendered is None:
+        row.status = "skipped"
+        return "skipped"
+    row.attempts += 1
+    row.to_address, row.subject = rendered.to[:320], rendered.subject
+    return Outgoing(rendered, row.message_id, _file_name(row))
+
+
+def send(
+    transport: Transport, config: Config, outgoing: Outgoing, now: datetime
+) -> Exception | None:
+    """Hand one email to the transport: None when it took it, else why not."""
+    try:
+        message = build_message(config, outgoing.message_id, outgoing.rendered, now)
+        transport.send(message, name=outgoing.file_name)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def record(row: m.EmailOutbox, now: datetime, error: Exception | None) -> str:
+    """Mark a send: 'sent'; else 'retrying' with backoff, 'failed' (a permanent refusal, or
+    a day of retries) or 'down' (the server is unreachable: retried like 'retrying')."""
+    if error is None:
+        row.status, row.sent_at, row.last_error = "sent", now, None
+        return "sent"
+    row.last_error = f"{type(error).__name__}: {error}"[:2000]
+    again = None if _permanent(error) else retry_at(
+        attempts=row.attempts, first_tried=row.created_at, now=now,
+        base=RETRY_BASE, cap=RETRY_CAP,
+    )  # fmt: skip
+    if again is None:
+        row.status = "failed"
+        log.warning("email %s to %s failed for good: %s", row.id, row.user_id, error)
+    else:
+        row.next_attempt_at = again
+    if isinstance(error, TransportDown):
+        return "down"
+    return "failed" if again is None else "retrying"
 
 
 def _permanent(exc: BaseException) -> bool:
@@ -120,43 +175,18 @@ def _file_name(row: m.EmailOutbox) -> str:
     return _SAFE.sub("-", f"{row.created_at:%Y%m%dT%H%M%S}-{row.kind}-{row.id}")
 
 
-def send_one(db: Database, config: Config, now: datetime, transport: Transport) -> str:
-    """Claim, render, send and mark one due email in one transaction. Returns 'sent',
-    'retrying', 'failed', 'skipped', 'down' (server unreachable) or 'none'."""
-    with session_scope(db) as session:
-        row = _claim(session, now)
-        if row is None:
-            # it only read: the commit keeps the prepared statements (db/session.py)
-            return "none"
-        try:
-            rendered = render_row(session, config, row)
-        except Exception as exc:  # a template or data bug: retrying will not help
-            log.exception("email %s could not be rendered", row.id)
-            row.status, row.last_error = "failed", f"render: {type(exc).__name__}: {exc}"[:2000]
-            return "failed"
-        if rendered is None:
-            row.status = "skipped"
-            return "skipped"
-        row.attempts += 1
-        row.to_address, row.subject = rendered.to[:320], rendered.subject
-        try:
-            transport.send(build_message(config, row, rendered, now), name=_file_name(row))
-        except Exception as exc:
-            row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            again = None if _permanent(exc) else retry_at(
-                attempts=row.attempts, first_tried=row.created_at, now=now,
-                base=RETRY_BASE, cap=RETRY_CAP,
-            )  # fmt: skip
-            if again is None:
-                row.status = "failed"
-                log.warning("email %s to %s failed for good: %s", row.id, row.user_id, exc)
-            else:
-                row.next_attempt_at = again
-            if isinstance(exc, TransportDown):
-                return "down"
-            return "failed" if again is None else "retrying"
-        row.status, row.sent_at, row.last_error = "sent", now, None
-        return "sent"
+def send_one(db: Database, config: Config, now: datetime, transport: Transport) -> str | None:
+    """Claim one due email, then prepare, send and record it in the claim's transaction
+    (the row stays locked while the transport works). Its outcome (see `prepare` and
+    `record`); None when no email is due."""
+
+    def work(uow: UnitOfWork, row: m.EmailOutbox) -> str:
+        outgoing = prepare(uow.session, config, row, now)
+        if isinstance(outgoing, str):
+            return outgoing
+        return record(row, now, send(transport, config, outgoing, now))
+
+    return claim_one(db, QUEUE.claim_statement(now), work, config=config, now=now)
 
 
 def send_due(
@@ -169,30 +199,14 @@ def send_due(
 ) -> EmailPass:
     """Send every email due at `now`; stop early when the server is down, or at the
     `time.monotonic()` instant `until` (what is left is `EmailPass.cut_short`)."""
-    result = EmailPass()
-    with session_scope(db, write=False) as s:  # most passes find nothing: no write lock for that
-        due = s.scalar(
-            select(m.EmailOutbox.id)
-            .where(m.EmailOutbox.status == "pending", m.EmailOutbox.next_attempt_at <= now)
-            .limit(1)
-        )
-    transport = (transport or transport_for(config)) if due is not None else None
+    transport = (transport or transport_for(config)) if QUEUE.any_due(db, now) else None
     if transport is None:
-        return result
+        return EmailPass()
     try:
-        while True:
-            if until is not None and time.monotonic() >= until:
-                result.cut_short = True
-                break
-            outcome = send_one(db, config, now, transport)
-            if outcome == "none":
-                break
-            if outcome in ("down", "retrying"):
-                result.retrying += 1
-                if outcome == "down":
-                    break
-            else:
-                setattr(result, outcome, getattr(result, outcome) + 1)
+        done = drain(lambda: send_one(db, config, now, transport), until=until, halt={"down"})
     finally:
         transport.close()
-    return result
+    counts = done.outcomes
+    return EmailPass(sent=counts["sent"], retrying=counts["retrying"] + counts["down"],
+                     failed=counts["failed"], skipped=counts["skipped"],
+                     cut_short=done.cut_short)  # fmt: skip

@@ -44,7 +44,7 @@ BUSY_PAUSE = 0.05
 #: webhooks each, then fires what came due meanwhile: a backlog of mail (a burst of
 #: activity, a slow SMTP server) never holds deadlines back by more than that. The 30-minute
 #: soak found timers 40 s overdue behind 1,000s of queued emails before this.
-NOTIFY_SLICE = 1.0
+DELIVERY_SLICE = 1.0
 
 
 @dataclass
@@ -55,7 +55,7 @@ class PassResult:
     failed: int = 0
     #: Timers of a state the deal had already left, cancelled without firing.
     stale: int = 0
-    #: The notification passes (dealroom.notify): digests queued, emails and webhooks.
+    #: The delivery passes (dealroom.notify): digests queued, emails sent, webhooks delivered.
     digests: int = 0
     emails_sent: int = 0
     emails_retrying: int = 0
@@ -138,14 +138,14 @@ def run_once(
     broker: Broker | None = None,
     clock: Clock | None = None,
     stop: threading.Event | None = None,
-    notify_slice: float | None = None,
+    delivery_slice: float | None = None,
 ) -> PassResult:
     """Fire everything due at `now` (for cron, catching up after downtime, and tests).
 
     With `clock`, each firing reads the clock afresh instead (the continuous worker). A
     timer whose deal is locked is tried again at the end of the pass, a few times, so a
     `--once` run next to other workers or requests leaves nothing due behind. With
-    `notify_slice`, email and webhooks get that many seconds each; what is left waits for
+    `delivery_slice`, email and webhooks get that many seconds each; what is left waits for
     the next pass (`PassResult.more`).
     """
     result = PassResult()
@@ -165,16 +165,17 @@ def run_once(
             break
         time.sleep(BUSY_PAUSE * (attempt + 1))
     if stop is None or not stop.is_set():
-        send_notifications(db, config, clock.now() if clock else now, result, notify_slice)
+        deliver(db, config, clock.now() if clock else now, result, delivery_slice)
     return result
 
 
-def send_notifications(
+def deliver(
     db: Database, config: Config, now: datetime, result: PassResult, slice_: float | None = None
 ) -> None:
-    """After the timers (whose reminders may add bell items): queue due digests, send
-    due emails, fan out new events to webhooks and deliver them. Each item is claimed with
-    SKIP LOCKED in a transaction of its own (see dealroom.notify)."""
+    """After the timers (whose reminders may add bell items), the delivery passes: queue
+    due digests, send due emails, fan out new events to webhooks and deliver them. Each
+    drains its queue (services/queues.py): one row claimed with SKIP LOCKED per
+    transaction."""
     result.digests += digest.compose_due(db, config, now)
     until = None if slice_ is None else time.monotonic() + slice_
     mail = email.send_due(db, config, now, until=until)
@@ -208,7 +209,7 @@ def run_forever(
     while not stop.is_set():
         try:
             result = run_once(db, config, clock.now(), broker=broker, clock=clock, stop=stop,
-                              notify_slice=NOTIFY_SLICE)  # fmt: skip
+                              delivery_slice=DELIVERY_SLICE)  # fmt: skip
             if result.fired:
                 log.info("fired %d timer(s)", result.fired)
         except Exception:

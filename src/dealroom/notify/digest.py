@@ -8,7 +8,7 @@ When: `user_preferences.next_digest_at` holds the next instant the user's local 
 reads the digest hour (services/preferences.py keeps that schedule). The worker claims
 due rows with `FOR UPDATE SKIP LOCKED`, composes the digest and sets the next instant
 after now in the same transaction: a worker that was down for three days sends one
-digest, not three. `email_outbox` is unique per user and local date, so there is never
+digest, not three. Queued emails are unique per user and local date, so there is never
 a second digest on one day, not even after the user moves their digest hour.
 
 What: bell items not read, not seen live (`notifications.seen_live_at`, stamped when an
@@ -39,7 +39,7 @@ from dealroom.services.uow import UnitOfWork
 #: At most this many bell items go into one digest (the rest wait for the next one).
 MAX_ITEMS = 2000
 
-#: (keywords, singular, plural): a notification counts under the first category with a
+#: (keywords, singular, plural): a bell item counts under the first category with a
 #: keyword in its name; any move whose transition is a counter counts as a counter-offer.
 CATEGORIES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("counter",), "counter-offer", "counter-offers"),
@@ -70,7 +70,7 @@ def quiet_items(session: Session, pref: m.UserPreference, now: datetime) -> list
         n.created_at <= now,
         n.name.not_in(BELL_ONLY),
         ~exists().where(m.DigestItem.notification_id == n.id),
-        ~exists().where(m.EmailOutbox.notification_id == n.id),
+        ~exists().where(m.QueuedEmail.notification_id == n.id),
     )
     if pref.digest_from is not None:
         stmt = stmt.where(n.created_at >= pref.digest_from)
@@ -93,14 +93,14 @@ def compose(session: Session, config: Config, pref: m.UserPreference, now: datet
     _, day = last_slot(now, tz, pref.digest_hour)
     pref.next_digest_at = next_slot(now, tz, pref.digest_hour)
     already = session.scalar(
-        select(m.EmailOutbox.id).where(
-            m.EmailOutbox.user_id == pref.user_id, m.EmailOutbox.digest_date == day
+        select(m.QueuedEmail.id).where(
+            m.QueuedEmail.user_id == pref.user_id, m.QueuedEmail.digest_date == day
         )
     )
     items = [] if already is not None else quiet_items(session, pref, now)
     if not items:
         return "empty"
-    email = m.EmailOutbox(
+    email = m.QueuedEmail(
         user_id=pref.user_id,
         kind="digest",
         digest_date=day,
@@ -166,7 +166,7 @@ def _latest_price(session: Session, deal_id: str, at: datetime) -> str | None:
 
 
 def digest_context(
-    session: Session, config: Config, row: m.EmailOutbox, user: m.User, tz: ZoneInfo
+    session: Session, config: Config, row: m.QueuedEmail, user: m.User, tz: ZoneInfo
 ) -> tuple[str, dict[str, Any]] | None:
     items = list(
         session.scalars(

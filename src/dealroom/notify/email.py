@@ -49,8 +49,8 @@ MAIL_POLICY = policy.default.clone(max_line_length=998)
 # --- rendering a queued email -------------------------------------------------------------
 
 
-def render_row(session: Session, config: Config, row: m.EmailOutbox) -> Rendered | None:
-    """Render one outbox row; None when there is nothing to send any more (the user or
+def render_row(session: Session, config: Config, row: m.QueuedEmail) -> Rendered | None:
+    """Render one queued email; None when there is nothing to send any more (the user or
     the deal is gone, a digest whose items all vanished)."""
     user = session.get(m.User, row.user_id)
     if user is None or user.deleted_at is not None or not user.email:
@@ -95,9 +95,9 @@ class EmailPass:
 
 
 QUEUE = Queue(
-    m.EmailOutbox,
-    due=lambda now: and_(m.EmailOutbox.status == "pending", m.EmailOutbox.next_attempt_at <= now),
-    order=(m.EmailOutbox.next_attempt_at, m.EmailOutbox.id),
+    m.QueuedEmail,
+    due=lambda now: and_(m.QueuedEmail.status == "pending", m.QueuedEmail.next_attempt_at <= now),
+    order=(m.QueuedEmail.next_attempt_at, m.QueuedEmail.id),
 )
 
 
@@ -110,7 +110,7 @@ class Outgoing:
     file_name: str
 
 
-def prepare(session: Session, config: Config, row: m.EmailOutbox, now: datetime) -> Outgoing | str:
+def prepare(session: Session, config: Config, row: m.QueuedEmail, now: datetime) -> Outgoing | str:
     """Render a claimed email and count the attempt; or, when there is nothing to send,
     the row's outcome: 'failed' (a template or data bug) or 'skipped' (see render_row)."""
     try:
@@ -139,7 +139,7 @@ def send(
     return None
 
 
-def record(row: m.EmailOutbox, now: datetime, error: Exception | None) -> str:
+def record(row: m.QueuedEmail, now: datetime, error: Exception | None) -> str:
     """Mark a send: 'sent'; else 'retrying' with backoff, 'failed' (a permanent refusal, or
     a day of retries) or 'down' (the server is unreachable: retried like 'retrying')."""
     if error is None:
@@ -171,7 +171,7 @@ def _permanent(exc: BaseException) -> bool:
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def _file_name(row: m.EmailOutbox) -> str:
+def _file_name(row: m.QueuedEmail) -> str:
     return _SAFE.sub("-", f"{row.created_at:%Y%m%dT%H%M%S}-{row.kind}-{row.id}")
 
 
@@ -180,7 +180,7 @@ def send_one(db: Database, config: Config, now: datetime, transport: Transport) 
     (the row stays locked while the transport works). Its outcome (see `prepare` and
     `record`); None when no email is due."""
 
-    def work(uow: UnitOfWork, row: m.EmailOutbox) -> str:
+    def work(uow: UnitOfWork, row: m.QueuedEmail) -> str:
         outgoing = prepare(uow.session, config, row, now)
         if isinstance(outgoing, str):
             return outgoing

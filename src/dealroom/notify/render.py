@@ -58,7 +58,8 @@ def template_names() -> frozenset[str]:
 
 
 def template_for(name: str) -> str:
-    """The template of a notification type, or the generic one (imported processes)."""
+    """The template a process's notification names, or the generic one (the templates
+    of imported processes that dealroom does not ship)."""
     return name if name in template_names() and not name.startswith("_") else GENERIC
 
 
@@ -180,7 +181,7 @@ def _who(event: m.Event | None, recipient: m.User, parties: dict[str, Any]) -> s
 
 
 def notification_context(
-    session: Session, config: Config, row: m.EmailOutbox, user: m.User, tz: ZoneInfo
+    session: Session, config: Config, row: m.QueuedEmail, user: m.User, tz: ZoneInfo
 ) -> tuple[str, dict[str, Any]] | None:
     n = session.get(m.Notification, row.notification_id) if row.notification_id else None
     deal = session.get(m.Deal, n.deal_id) if n is not None and n.deal_id else None

@@ -1,8 +1,8 @@
 """The email queue: emails are queued in the transaction of the move that causes them.
 
 `enqueue` runs inside the move's transaction (services/notifications.record calls it): it
-only reads the recipients' preferences and inserts one `email_outbox` row per bell item
-of a user who wants immediate email. Rendering and sending happen after commit, in the
+only reads the recipients' preferences and inserts one queued email (`QueuedEmail`) per
+bell item of a user who wants immediate email. Rendering and sending happen after commit, in the
 worker (notify/email.py), so a move never waits on templates (nor fails because of one)
 while it holds the deal and feed locks. The row keeps the deal's last event sequence, so
 the email tells of that move even when it is rendered later: the quote version its event
@@ -35,7 +35,7 @@ def enqueue(
     items: list[m.Notification],
     *,
     modes: dict[str, str] | None = None,
-) -> list[m.EmailOutbox]:
+) -> list[m.QueuedEmail]:
     """Queue one email per bell item whose recipient wants immediate email (the default).
     Digest users' items wait for their digest; `off` users get none. `modes`: the
     preferences of the users who have set one, if the caller read them already."""
@@ -48,7 +48,7 @@ def enqueue(
     for n in items:
         if n.name in BELL_ONLY or modes.get(n.user_id, "immediate") != "immediate":
             continue
-        row = m.EmailOutbox(
+        row = m.QueuedEmail(
             user_id=n.user_id,
             kind="notification",
             notification=n,

@@ -1,9 +1,11 @@
-"""Bell items: recorded in the transaction of the move that caused them.
+"""Notifications: recorded in the transaction of the move (or reminder) that fires them.
 
-The notifications issue sends them on (email, digests, the live bell); here they are
-stored per user and handed to the outbox, so nothing is announced before it is committed.
-They are written at commit, under the feed lock (`audit.hold`), so that their ids follow
-commit order like the feed's: the bell stream resumes by id.
+A process's notification names who is told of which move, with which template. Here each
+recipient gets a bell item (a `Notification` row), and those who want immediate email a
+queued email (services/email_queue.py), which notify/ sends after commit. Each bell item
+also goes on the outbox, so open streams hear of it once it is committed and never
+before. Bell items are written at commit, under the feed lock (`audit.hold`), so that
+their ids follow commit order like the feed's: the bell stream resumes by id.
 """
 
 from __future__ import annotations

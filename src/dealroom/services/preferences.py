@@ -1,4 +1,4 @@
-"""Notification preferences: immediate email, a morning digest, or none.
+"""Email preferences: an email per bell item at once, a morning digest, or none.
 
 A user without a row has the defaults: immediate email, digest hour 8, their own
 timezone. Switching to `digest` starts the digest from that moment (older bell items are

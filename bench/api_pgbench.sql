@@ -1,7 +1,7 @@
 -- bench/api.py, raw-SQL side: one market deal walked as 4 transactions, statement for
 -- statement what the API writes for each (services/deals/ open_deal, fire_transition,
 -- persist, _handoff; services/audit.py append, number_feed; notifications.record;
--- notify/email.enqueue; realtime.PostgresBroker.announce), in the API's order:
+-- services/email_queue.enqueue; realtime.PostgresBroker.announce), in the API's order:
 -- the reference counters (services/refs.py) in a statement of their own, outside the
 -- deal's transaction; the feed lock, then the events numbered after the feed's head in
 -- the INSERT itself, the NOTIFY, the bell items and their emails last, just before COMMIT

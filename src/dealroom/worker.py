@@ -21,8 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, select
 
 from dealroom.clock import Clock
 from dealroom.config import Config
@@ -32,7 +31,8 @@ from dealroom.domain.errors import DealroomError
 from dealroom.notify import digest, email, webhooks
 from dealroom.services import deals, notifications
 from dealroom.services.outbox import Broker
-from dealroom.services.uow import session_scope, transaction
+from dealroom.services.queues import Queue, claim_one, drain
+from dealroom.services.uow import UnitOfWork, session_scope
 
 log = logging.getLogger("dealroom.worker")
 
@@ -44,7 +44,7 @@ BUSY_PAUSE = 0.05
 #: webhooks each, then fires what came due meanwhile: a backlog of mail (a burst of
 #: activity, a slow SMTP server) never holds deadlines back by more than that. The 30-minute
 #: soak found timers 40 s overdue behind 1,000s of queued emails before this.
-NOTIFY_SLICE = 1.0
+DELIVERY_SLICE = 1.0
 
 
 @dataclass
@@ -55,7 +55,7 @@ class PassResult:
     failed: int = 0
     #: Timers of a state the deal had already left, cancelled without firing.
     stale: int = 0
-    #: The notification passes (dealroom.notify): digests queued, emails and webhooks.
+    #: The delivery passes (dealroom.notify): digests queued, emails sent, webhooks delivered.
     digests: int = 0
     emails_sent: int = 0
     emails_retrying: int = 0
@@ -67,63 +67,57 @@ class PassResult:
     more: bool = False
 
 
+TIMERS = Queue(
+    m.Timer,
+    due=lambda now: and_(m.Timer.status == "pending", m.Timer.due_at <= now),
+    order=(m.Timer.due_at,),
+)
+
+
 def claim_statement(now: datetime, exclude: set[int] | None = None) -> Select[m.Timer]:
     """The oldest due timer nobody holds: a range scan of `ix_timers_due (status, due_at)`
     that stops at the first row it can lock. Ordered by `due_at` alone, as the index is:
     a tie-break on `id` would make PostgreSQL read and sort every timer due at the same
     instant (an incremental sort of 100,000 rows for a burst) on every claim."""
-    stmt = (
-        select(m.Timer)
-        .where(m.Timer.status == "pending", m.Timer.due_at <= now)
-        .order_by(m.Timer.due_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if exclude:
-        stmt = stmt.where(m.Timer.id.not_in(exclude))
-    return stmt
-
-
-def _claim(session: Session, now: datetime, exclude: set[int]) -> m.Timer | None:
-    return session.execute(claim_statement(now, exclude)).scalar_one_or_none()
+    also = (m.Timer.id.not_in(exclude),) if exclude else ()
+    return TIMERS.claim_statement(now, *also)
 
 
 def fire_one(
     db: Database, config: Config, now: datetime, broker: Broker | None, exclude: set[int]
-) -> str:
-    """Claim and fire one due timer: 'fired', 'stale', 'busy', 'failed' or 'none'."""
+) -> str | None:
+    """Claim and fire one due timer: 'fired', 'stale', 'busy' or 'failed'; None when no
+    timer is due."""
     timer_id: int | None = None
+
+    def fire(uow: UnitOfWork, timer: m.Timer) -> str:
+        nonlocal timer_id
+        timer_id = timer.id
+        deal = uow.session.execute(
+            select(m.Deal).where(m.Deal.id == timer.deal_id).with_for_update(skip_locked=True)
+        ).scalar_one_or_none()
+        if deal is None:  # another transaction holds the deal; nothing written yet
+            exclude.add(timer.id)
+            return "busy"
+        timer.status = "fired"
+        timer.done_at = now
+        if deal.state != timer.state:
+            # Left the state already: the move that left it should have cancelled this.
+            timer.status = "cancelled"
+            return "stale"
+        if timer.kind == "transition":
+            deals.fire_system(uow, deal=deal, name=timer.name, timer_rule=timer.rule)
+        else:
+            notifications.record_reminder(uow, deal, timer)
+        return "fired"
+
     try:
-        with transaction(
-            db, config=config, now=now, broker=broker, user_agent="dealroom-worker"
-        ) as uow:
-            session = uow.session
-            timer = _claim(session, now, exclude)
-            if timer is None:
-                return "none"  # it only read: the commit keeps the prepared statements
-            timer_id = timer.id
-            deal = session.execute(
-                select(m.Deal).where(m.Deal.id == timer.deal_id).with_for_update(skip_locked=True)
-            ).scalar_one_or_none()
-            if deal is None:  # another transaction holds the deal; nothing written yet
-                exclude.add(timer.id)
-                return "busy"
-            timer.status = "fired"
-            timer.done_at = now
-            outcome = "fired"
-            if deal.state != timer.state:
-                # Left the state already: the move that left it should have cancelled this.
-                timer.status = "cancelled"
-                outcome = "stale"
-            elif timer.kind == "transition":
-                deals.fire_system(uow, deal=deal, name=timer.name, timer_rule=timer.rule)
-            else:
-                notifications.record_reminder(uow, deal, timer)
+        return claim_one(db, claim_statement(now, exclude), fire, config=config, now=now,
+                         broker=broker, user_agent="dealroom-worker")  # fmt: skip
     except DealroomError as exc:
         assert timer_id is not None
         _mark_failed(db, timer_id, now, str(exc))
         return "failed"
-    return outcome
 
 
 def _mark_failed(db: Database, timer_id: int, now: datetime, reason: str) -> None:
@@ -144,44 +138,44 @@ def run_once(
     broker: Broker | None = None,
     clock: Clock | None = None,
     stop: threading.Event | None = None,
-    notify_slice: float | None = None,
+    delivery_slice: float | None = None,
 ) -> PassResult:
     """Fire everything due at `now` (for cron, catching up after downtime, and tests).
 
     With `clock`, each firing reads the clock afresh instead (the continuous worker). A
     timer whose deal is locked is tried again at the end of the pass, a few times, so a
     `--once` run next to other workers or requests leaves nothing due behind. With
-    `notify_slice`, email and webhooks get that many seconds each; what is left waits for
+    `delivery_slice`, email and webhooks get that many seconds each; what is left waits for
     the next pass (`PassResult.more`).
     """
     result = PassResult()
+    busy: set[int] = set()  # timers whose deal was locked: left for the next attempt
+
+    def next_timer() -> str | None:
+        return fire_one(db, config, clock.now() if clock else now, broker, busy)
+
     for attempt in range(BUSY_RETRIES + 1):
-        busy: set[int] = set()
-        while stop is None or not stop.is_set():
-            outcome = fire_one(db, config, clock.now() if clock else now, broker, busy)
-            if outcome == "none":
-                break
-            if outcome == "fired":
-                result.fired += 1
-            elif outcome == "stale":
-                result.stale += 1
-            elif outcome == "failed":
-                result.failed += 1
+        busy.clear()
+        timers = drain(next_timer, stop=stop)
+        result.fired += timers.outcomes["fired"]
+        result.stale += timers.outcomes["stale"]
+        result.failed += timers.outcomes["failed"]
         result.skipped_busy = len(busy)
         if not busy or attempt == BUSY_RETRIES or (stop is not None and stop.is_set()):
             break
         time.sleep(BUSY_PAUSE * (attempt + 1))
     if stop is None or not stop.is_set():
-        send_notifications(db, config, clock.now() if clock else now, result, notify_slice)
+        deliver(db, config, clock.now() if clock else now, result, delivery_slice)
     return result
 
 
-def send_notifications(
+def deliver(
     db: Database, config: Config, now: datetime, result: PassResult, slice_: float | None = None
 ) -> None:
-    """After the timers (whose reminders may add bell items): queue due digests, send
-    due emails, fan out new events to webhooks and deliver them. Each item is claimed with
-    SKIP LOCKED in a transaction of its own (see dealroom.notify)."""
+    """After the timers (whose reminders may add bell items), the delivery passes: queue
+    due digests, send due emails, fan out new events to webhooks and deliver them. Each
+    drains its queue (services/queues.py): one row claimed with SKIP LOCKED per
+    transaction."""
     result.digests += digest.compose_due(db, config, now)
     until = None if slice_ is None else time.monotonic() + slice_
     mail = email.send_due(db, config, now, until=until)
@@ -215,7 +209,7 @@ def run_forever(
     while not stop.is_set():
         try:
             result = run_once(db, config, clock.now(), broker=broker, clock=clock, stop=stop,
-                              notify_slice=NOTIFY_SLICE)  # fmt: skip
+                              delivery_slice=DELIVERY_SLICE)  # fmt: skip
             if result.fired:
                 log.info("fired %d timer(s)", result.fired)
         except Exception:

@@ -173,9 +173,9 @@ def test_each_bell_item_goes_into_one_digest_only(
     with db.session(write=False) as s:
         assert s.scalar(select(func.count()).select_from(m.DigestItem)) == 2
         dates = s.scalars(
-            select(m.EmailOutbox.digest_date)
-            .where(m.EmailOutbox.kind == "digest")
-            .order_by(m.EmailOutbox.id)
+            select(m.QueuedEmail.digest_date)
+            .where(m.QueuedEmail.kind == "digest")
+            .order_by(m.QueuedEmail.id)
         ).all()
     assert [str(d) for d in dates] == ["2026-02-02", "2026-02-03"]
 
@@ -211,7 +211,7 @@ def test_a_worker_down_for_days_sends_one_digest_not_one_per_missed_day(
         pref = s.get(m.UserPreference, seller.id)
         assert pref is not None
         assert pref.next_digest_at == RIYADH_8AM + timedelta(days=4)
-        digests = select(m.EmailOutbox.digest_date).where(m.EmailOutbox.kind == "digest")
+        digests = select(m.QueuedEmail.digest_date).where(m.QueuedEmail.kind == "digest")
         assert [str(d) for d in s.scalars(digests)] == ["2026-02-05"]
 
 

@@ -1,4 +1,4 @@
-"""Email from the outbox: rendered from Jinja2 templates, sent by the worker through a real
+"""Queued email: rendered from Jinja2 templates, sent by the worker through a real
 SMTP server (aiosmtpd on 127.0.0.1), retried when the server is down, never sent twice."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.loader import load_file
 from dealroom.domain.state import Payload
-from dealroom.notify import email
+from dealroom.notify import email, render, transports
 from dealroom.services import deals
 from dealroom.services.uow import UnitOfWork, session_scope, transaction
 from dealroom.worker import run_once
@@ -164,9 +164,9 @@ def move(
     in_tx(db, clock, go)
 
 
-def outbox(db: Database) -> list[m.EmailOutbox]:
+def queued_emails(db: Database) -> list[m.QueuedEmail]:
     with db.session(write=False) as s:
-        return list(s.scalars(select(m.EmailOutbox).order_by(m.EmailOutbox.id)))
+        return list(s.scalars(select(m.QueuedEmail).order_by(m.QueuedEmail.id)))
 
 
 def body(msg: EmailMessage, subtype: str) -> str:
@@ -185,10 +185,10 @@ def test_every_notification_of_the_built_in_processes_has_a_text_and_an_html_tem
         missing += [
             f"{name}: {n.template}"
             for n in process.notifications
-            if n.template not in email.template_names()
+            if n.template not in render.template_names()
         ]
     assert missing == []
-    assert email.template_for("some-imported-template") == email.GENERIC
+    assert render.template_for("some-imported-template") == render.GENERIC
 
 
 def sample_context(title: str) -> dict[str, Any]:
@@ -210,8 +210,8 @@ def sample_context(title: str) -> dict[str, Any]:
 
 def test_every_template_renders_and_html_is_escaped_while_text_is_not() -> None:
     title = 'Bearings <script>alert("x")</script>'
-    for name in sorted(email.template_names() - {"_digest", "_plain", "_base"}):
-        r = email.render(name, sample_context(title), to="seller@example.test")
+    for name in sorted(render.template_names() - {"_digest", "_plain", "_base"}):
+        r = render.render(name, sample_context(title), to="seller@example.test")
         assert r.subject.startswith("[DEAL-2026-0042]"), name
         assert "\n" not in r.subject
         assert f"{BASE_URL}/deals/d1" in r.text, name
@@ -285,7 +285,7 @@ def test_a_counter_offer_mails_the_seller_at_once_with_parties_ref_amounts_and_l
     assert [msg["Subject"] for msg in quote_mail] == [f"[{ref}] Quote received: 50.00 SAR per unit"]
     assert "Sami Seller sent a quote" in body(quote_mail[0], "plain")
 
-    rows = outbox(db)
+    rows = queued_emails(db)
     assert {r.status for r in rows} == {"sent"}
     assert sorted(r.message_id for r in rows) == sorted(
         str(msg["Message-ID"]) for msg in smtp.inbox.messages
@@ -304,7 +304,7 @@ def test_an_smtp_outage_is_retried_later_and_the_mail_then_goes_once(
 
     down = run_once(db, config, clock.now())
     assert (down.emails_sent, down.emails_retrying) == (0, 1)
-    [row] = outbox(db)
+    [row] = queued_emails(db)
     assert (row.status, row.attempts) == ("pending", 1)
     assert row.next_attempt_at == clock.now() + email.RETRY_BASE
     assert row.last_error
@@ -317,7 +317,7 @@ def test_an_smtp_outage_is_retried_later_and_the_mail_then_goes_once(
         assert run_once(db, config, clock.now() + timedelta(seconds=60)).emails_sent == 1
         assert run_once(db, config, clock.now() + timedelta(hours=2)).emails_sent == 0
         assert len(server.inbox.messages) == 1
-        [row] = outbox(db)
+        [row] = queued_emails(db)
         assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
         assert row.sent_at == clock.now() + timedelta(seconds=60)
     finally:
@@ -332,7 +332,7 @@ def test_a_mailbox_the_server_refuses_fails_at_once_without_retrying(
     request_quote(db, clock, buyer, listing)
     result = run_once(db, mail_config(smtp.url), clock.now())
     assert (result.emails_sent, result.emails_failed) == (0, 1)
-    [row] = outbox(db)
+    [row] = queued_emails(db)
     assert (row.status, row.attempts) == ("failed", 1)
     assert row.last_error
     assert "550" in row.last_error
@@ -347,7 +347,7 @@ def test_retries_stop_after_a_day(
     when = clock.now()
     for _ in range(60):
         run_once(db, config, when)
-        [row] = outbox(db)
+        [row] = queued_emails(db)
         if row.status != "pending":
             break
         when = row.next_attempt_at
@@ -366,7 +366,7 @@ def test_two_workers_never_send_one_email_twice(
     config = mail_config(smtp.url)
     sent: list[int] = []
 
-    if PG_URL:  # two workers at once: SKIP LOCKED shares the outbox between them
+    if PG_URL:  # two workers at once: SKIP LOCKED shares the queue between them
         barrier = threading.Barrier(2)
 
         def work() -> None:
@@ -387,7 +387,7 @@ def test_two_workers_never_send_one_email_twice(
     assert len(ids) == count
     assert len(set(ids)) == count
     with db.session(write=False) as s:
-        assert s.scalar(select(func.count()).where(m.EmailOutbox.status == "sent")) == count
+        assert s.scalar(select(func.count()).where(m.QueuedEmail.status == "sent")) == count
 
 
 def test_without_smtp_mail_lands_as_eml_files_in_the_mail_folder(
@@ -396,7 +396,7 @@ def test_without_smtp_mail_lands_as_eml_files_in_the_mail_folder(
     buyer, _seller, listing = parties
     request_quote(db, clock, buyer, listing)
     config = mail_config(mail_dir=tmp_path / "mail")
-    assert email.mail_destination(config) == str((tmp_path / "mail").resolve())
+    assert transports.mail_destination(config) == str((tmp_path / "mail").resolve())
     assert run_once(db, config, clock.now()).emails_sent == 1
     [path] = list((tmp_path / "mail").glob("*.eml"))
     msg = message_from_bytes(path.read_bytes(), policy=policy.default)
@@ -410,15 +410,15 @@ def test_a_continuous_worker_pass_gives_mail_a_slice_and_comes_back_for_the_rest
     db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], tmp_path: Path
 ) -> None:
     """Deadlines never wait behind a mail backlog: the continuous worker sends for at most
-    `NOTIFY_SLICE` seconds, then fires what came due and sends on (`PassResult.more`)."""
+    `DELIVERY_SLICE` seconds, then fires what came due and sends on (`PassResult.more`)."""
     buyer, seller, listing = parties
     deal_id = request_quote(db, clock, buyer, listing)
     move(db, clock, seller, deal_id, "send-quote", terms={"unit_price": "50.00"})
     config = mail_config(mail_dir=tmp_path / "mail")
-    spent = run_once(db, config, clock.now(), notify_slice=0.0)
+    spent = run_once(db, config, clock.now(), delivery_slice=0.0)
     assert (spent.emails_sent, spent.more) == (0, True)
-    assert len(outbox(db)) == 2
-    rest = run_once(db, config, clock.now(), notify_slice=60.0)
+    assert len(queued_emails(db)) == 2
+    rest = run_once(db, config, clock.now(), delivery_slice=60.0)
     assert (rest.emails_sent, rest.more) == (2, False)
     assert len(list((tmp_path / "mail").glob("*.eml"))) == 2
 
@@ -428,9 +428,9 @@ def test_a_config_without_any_mail_transport_keeps_emails_queued(
 ) -> None:
     buyer, _seller, listing = parties
     request_quote(db, clock, buyer, listing)
-    assert email.mail_destination(mail_config()) is None
+    assert transports.mail_destination(mail_config()) is None
     assert run_once(db, mail_config(), clock.now()).emails_sent == 0
-    assert [r.status for r in outbox(db)] == ["pending"]
+    assert [r.status for r in queued_emails(db)] == ["pending"]
 
 
 def test_market_offers_and_counters_are_told_apart(

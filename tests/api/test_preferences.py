@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
-from test_email import make_parties, move, outbox, request_quote
+from test_email import make_parties, move, queued_emails, request_quote
 
 from dealroom.clock import TestClock
 from dealroom.db import models as m
@@ -114,7 +114,7 @@ def test_email_off_or_digest_queues_no_immediate_email(
     move(
         db, clock, seller, deal_id, "send-quote", terms={"unit_price": "50.00"}
     )  # the buyer: digest
-    assert outbox(db) == []
+    assert queued_emails(db) == []
     with db.session(write=False) as s:
         assert len(s.scalars(select(m.Notification)).all()) == 2  # the bell still rings
 

@@ -20,8 +20,7 @@ from dealroom.edge.caller import CurrentUser, require_staff
 from dealroom.edge.idempotency import Idempotent
 from dealroom.edge.problems import NEEDS_TOKEN
 from dealroom.edge.uow import UoW, answer
-from dealroom.notify import webhooks
-from dealroom.services import cursors
+from dealroom.services import cursors, webhooks
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=NEEDS_TOKEN)
 

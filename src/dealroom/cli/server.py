@@ -204,7 +204,7 @@ def demo(
     out.print(_logins_table(result))
     out.print(_deals_table(result))
     base = f"http://{host}:{port}"
-    from dealroom.notify.email import mail_destination
+    from dealroom.notify.transports import mail_destination
 
     out.print(f"[bold]Emails[/] go to {escape(str(mail_destination(config)))}")
     out.print(f"[bold]Open[/] [link]{base}[/]  ·  API docs [link]{base}/docs[/]")

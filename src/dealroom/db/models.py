@@ -246,7 +246,9 @@ class Timer(Base):
 
 
 class Notification(Base):
-    """A bell item for one user; email delivery (immediate or digest) follows from it."""
+    """A bell item: one user told of one move or reminder, as a process's notification
+    says. The table and the class keep the API's name for it (`/v1/me/notifications`); a
+    queued email (immediate, or in a digest) may follow it."""
 
     __tablename__ = "notifications"
     __table_args__ = (Index("ix_notifications_user", "user_id", "read_at", "created_at"),)
@@ -345,7 +347,7 @@ class AppSecret(Base):
     value: Mapped[str] = mapped_column(String(200))
 
 
-# --- email, digests and webhooks (the notifications issue) --------------------------------
+# --- email, digests and webhooks: what dealroom.notify delivers after commit ----------------
 
 
 class UserPreference(Base):
@@ -359,18 +361,21 @@ class UserPreference(Base):
     email: Mapped[str] = mapped_column(String(16), default="immediate")  # immediate|digest|off
     digest_hour: Mapped[int] = mapped_column(Integer, default=8)
     timezone: Mapped[str] = mapped_column(String(64))
-    #: Notifications from this instant on go into digests (set on switching to `digest`).
+    #: Bell items from this instant on go into digests (set on switching to `digest`).
     digest_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: When the next digest is due (UTC); the worker claims rows where it has passed.
     next_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class EmailOutbox(Base):
-    """An email to send: one per immediate notification, or one digest per user and day.
+class QueuedEmail(Base):
+    """A queued email: one per bell item of a user who wants immediate email (kind
+    `notification`), or one digest per user and local day (kind `digest`).
 
     The worker claims due rows with `FOR UPDATE SKIP LOCKED`, renders and sends them, and
-    marks them sent in the same transaction; a failure is retried with backoff."""
+    marks them sent in the same transaction; a failure is retried with backoff. The table
+    keeps its first name, `email_outbox`: renaming it would take a migration and gain
+    nothing, and in the code "outbox" means only `UnitOfWork.outbox` (docs/adr/0005)."""
 
     __tablename__ = "email_outbox"
     __table_args__ = (
@@ -384,7 +389,7 @@ class EmailOutbox(Base):
     kind: Mapped[str] = mapped_column(String(16))  # notification | digest
     notification_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id"))
     deal_id: Mapped[str | None] = mapped_column(String(36))
-    #: The deal's last event when the notification was recorded: the move it tells of.
+    #: The deal's last event when the bell item was recorded: the move it tells of.
     event_seq: Mapped[int | None] = mapped_column(Integer)
     #: The user's local date of a digest: at most one digest per user and day.
     digest_date: Mapped[date | None] = mapped_column(Date)
@@ -403,7 +408,7 @@ class EmailOutbox(Base):
 
 
 class DigestItem(Base):
-    """A notification rolled into a digest; the key makes that happen at most once."""
+    """A bell item rolled into a digest; the key makes that happen at most once."""
 
     __tablename__ = "digest_items"
     __table_args__ = (Index("ix_digest_items_email", "email_id"),)

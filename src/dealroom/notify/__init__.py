@@ -1,15 +1,19 @@
-"""What leaves dealroom after commit: email (immediate or a daily digest) and webhooks.
+"""Delivery after commit: email (at once, or in a morning digest) and webhooks.
 
-Both are outboxes worked by the worker (worker.py): rows claimed with
-`FOR UPDATE SKIP LOCKED`, one transaction per item, sent while the row is locked and
+Services queue the work inside the move's transaction (services/email_queue.py), or it
+follows from what was committed (the feed, for webhooks; the digest hour). The worker
+(worker.py) drains the queues (services/queues.py): each row claimed with
+`FOR UPDATE SKIP LOCKED`, one transaction per row, sent while the row is locked and
 marked done in that same transaction, so two workers never send the same item. A failed
 send stays pending with `attempts` and `next_attempt_at` moved forward by the backoff
-below, until a day has passed; then it is marked `failed`.
+below, until a day has passed; then it is marked `failed`. Services never import this
+package.
 
-- `email.py`   rendering (Jinja2, text + HTML) and the transports (SMTP, or a folder of
-               .eml files in embedded mode), the enqueue hook and the send pass
-- `digest.py`  the morning summary: when it is due in the user's timezone, what goes in
-- `webhooks.py` fan-out of committed events into deliveries, signing and sending
+- `render.py`     what an email says: Jinja2 templates (text + HTML) and their context
+- `transports.py` where it goes: an SMTP server, or a folder of .eml files (embedded mode)
+- `email.py`      the send pass over queued emails
+- `digest.py`     the morning summary: when it is due in the user's timezone, what goes in
+- `webhooks.py`   fan-out of committed events into deliveries, signing and sending
 """
 
 from __future__ import annotations

@@ -5,46 +5,41 @@ grouped per deal ("12 updates on DEAL-2026-0042: 3 counter-offers, 9 messages; l
 47.00 SAR") instead of one email per move.
 
 When: `user_preferences.next_digest_at` holds the next instant the user's local clock
-reads the digest hour (UTC, recomputed with zoneinfo, so DST moves it). The worker claims
+reads the digest hour (services/preferences.py keeps that schedule). The worker claims
 due rows with `FOR UPDATE SKIP LOCKED`, composes the digest and sets the next instant
 after now in the same transaction: a worker that was down for three days sends one
-digest, not three. `email_outbox` is unique per user and local date, so there is never
+digest, not three. Queued emails are unique per user and local date, so there is never
 a second digest on one day, not even after the user moves their digest hour.
 
 What: bell items not read, not seen live (`notifications.seen_live_at`, stamped when an
 open stream pushed them), not already emailed, and in no earlier digest (`digest_items` is
-keyed by the notification). Reminders that are push-only (email.BELL_ONLY) stay on the
+keyed by the notification). Reminders that are push-only (email_queue.BELL_ONLY) stay on the
 bell. A day with nothing quiet sends nothing.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, select
+from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import Session
 
 from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.notify.email import (
-    BELL_ONLY,
-    deal_view,
-    listing_view,
-    money,
-    new_message_id,
-    party,
-    zone,
-)
-from dealroom.services.uow import session_scope
+from dealroom.notify.render import deal_view, listing_view, money, party
+from dealroom.services.email_queue import BELL_ONLY, new_message_id
+from dealroom.services.preferences import last_slot, next_slot, zone
+from dealroom.services.queues import Queue, claim_one, drain
+from dealroom.services.uow import UnitOfWork
 
 #: At most this many bell items go into one digest (the rest wait for the next one).
 MAX_ITEMS = 2000
 
-#: (keywords, singular, plural): a notification counts under the first category with a
+#: (keywords, singular, plural): a bell item counts under the first category with a
 #: keyword in its name; any move whose transition is a counter counts as a counter-offer.
 CATEGORIES: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("counter",), "counter-offer", "counter-offers"),
@@ -62,35 +57,6 @@ CATEGORIES: tuple[tuple[tuple[str, ...], str, str], ...] = (
 OTHER = ("other update", "other updates")
 
 
-# --- when ---------------------------------------------------------------------------------
-
-
-def _at(day: date, hour: int, tz: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(hour), tzinfo=tz).astimezone(UTC)
-
-
-def next_slot(after: datetime, tz: ZoneInfo, hour: int) -> datetime:
-    """The first instant strictly after `after` at which the local clock reads hour:00."""
-    day = after.astimezone(tz).date()
-    for offset in range(3):
-        slot = _at(day + timedelta(days=offset), hour, tz)
-        if slot > after:
-            return slot
-    raise AssertionError("unreachable: a local hour comes round within two days")
-
-
-def last_slot(at: datetime, tz: ZoneInfo, hour: int) -> tuple[datetime, date]:
-    """The latest instant at or before `at` at which the local clock read hour:00, and
-    that local date (the digest's day)."""
-    day = at.astimezone(tz).date()
-    for offset in range(3):
-        d = day - timedelta(days=offset)
-        slot = _at(d, hour, tz)
-        if slot <= at:
-            return slot, d
-    raise AssertionError("unreachable: a local hour came round within two days")
-
-
 # --- composing ----------------------------------------------------------------------------
 
 
@@ -104,73 +70,69 @@ def quiet_items(session: Session, pref: m.UserPreference, now: datetime) -> list
         n.created_at <= now,
         n.name.not_in(BELL_ONLY),
         ~exists().where(m.DigestItem.notification_id == n.id),
-        ~exists().where(m.EmailOutbox.notification_id == n.id),
+        ~exists().where(m.QueuedEmail.notification_id == n.id),
     )
     if pref.digest_from is not None:
         stmt = stmt.where(n.created_at >= pref.digest_from)
     return list(session.scalars(stmt.order_by(n.created_at, n.id).limit(MAX_ITEMS)))
 
 
-def _claim(session: Session, now: datetime) -> m.UserPreference | None:
-    stmt = (
-        select(m.UserPreference)
-        .where(m.UserPreference.email == "digest", m.UserPreference.next_digest_at <= now)
-        .order_by(m.UserPreference.next_digest_at, m.UserPreference.user_id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
+QUEUE = Queue(
+    m.UserPreference,
+    due=lambda now: and_(
+        m.UserPreference.email == "digest", m.UserPreference.next_digest_at <= now
+    ),
+    order=(m.UserPreference.next_digest_at, m.UserPreference.user_id),
+)
+
+
+def compose(session: Session, config: Config, pref: m.UserPreference, now: datetime) -> str:
+    """Queue the digest of a claimed user whose digest is due and schedule their next one.
+    Returns 'queued', or 'empty' when there is nothing quiet to tell (or today's went)."""
+    tz = zone(pref.timezone)
+    _, day = last_slot(now, tz, pref.digest_hour)
+    pref.next_digest_at = next_slot(now, tz, pref.digest_hour)
+    already = session.scalar(
+        select(m.QueuedEmail.id).where(
+            m.QueuedEmail.user_id == pref.user_id, m.QueuedEmail.digest_date == day
+        )
     )
-    return session.execute(stmt).scalar_one_or_none()
+    items = [] if already is not None else quiet_items(session, pref, now)
+    if not items:
+        return "empty"
+    email = m.QueuedEmail(
+        user_id=pref.user_id,
+        kind="digest",
+        digest_date=day,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        message_id=new_message_id(config),
+        created_at=now,
+    )
+    session.add(email)
+    session.flush()
+    session.add_all(
+        m.DigestItem(notification_id=n.id, email_id=email.id, deal_id=n.deal_id) for n in items
+    )
+    return "queued"
 
 
-def compose_one(db: Database, config: Config, now: datetime) -> str:
-    """Claim one user whose digest is due and queue it. Returns 'queued', 'empty' or 'none'."""
-    with session_scope(db) as session:
-        pref = _claim(session, now)
-        if pref is None:
-            return "none"
-        tz = zone(pref.timezone)
-        _, day = last_slot(now, tz, pref.digest_hour)
-        pref.next_digest_at = next_slot(now, tz, pref.digest_hour)
-        already = session.scalar(
-            select(m.EmailOutbox.id).where(
-                m.EmailOutbox.user_id == pref.user_id, m.EmailOutbox.digest_date == day
-            )
-        )
-        items = [] if already is not None else quiet_items(session, pref, now)
-        if not items:
-            return "empty"
-        email = m.EmailOutbox(
-            user_id=pref.user_id,
-            kind="digest",
-            digest_date=day,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            message_id=new_message_id(config),
-            created_at=now,
-        )
-        session.add(email)
-        session.flush()
-        session.add_all(
-            m.DigestItem(notification_id=n.id, email_id=email.id, deal_id=n.deal_id) for n in items
-        )
-        return "queued"
+def compose_one(db: Database, config: Config, now: datetime) -> str | None:
+    """Claim one user whose digest is due and compose it in the claim's transaction:
+    'queued' or 'empty'; None when no digest is due."""
+
+    def work(uow: UnitOfWork, pref: m.UserPreference) -> str:
+        return compose(uow.session, config, pref, now)
+
+    return claim_one(db, QUEUE.claim_statement(now), work, config=config, now=now)
 
 
 def compose_due(db: Database, config: Config, now: datetime) -> int:
     """Queue every digest due at `now`; the email pass sends them."""
-    with session_scope(db, write=False) as s:  # most passes find nothing: no write lock for that
-        due = s.scalar(
-            select(m.UserPreference.user_id)
-            .where(m.UserPreference.email == "digest", m.UserPreference.next_digest_at <= now)
-            .limit(1)
-        )
-    if due is None:
+    if not QUEUE.any_due(db, now):
         return 0
-    queued = 0
-    while (outcome := compose_one(db, config, now)) != "none":
-        queued += outcome == "queued"
-    return queued
+    return drain(lambda: compose_one(db, config, now)).outcomes["queued"]
 
 
 # --- what the digest says -----------------------------------------------------------------
@@ -204,7 +166,7 @@ def _latest_price(session: Session, deal_id: str, at: datetime) -> str | None:
 
 
 def digest_context(
-    session: Session, config: Config, row: m.EmailOutbox, user: m.User, tz: ZoneInfo
+    session: Session, config: Config, row: m.QueuedEmail, user: m.User, tz: ZoneInfo
 ) -> tuple[str, dict[str, Any]] | None:
     items = list(
         session.scalars(

@@ -1,16 +1,19 @@
 """Webhooks: signed POSTs of committed events to integrators' endpoints.
 
-How deliveries are made. Each endpoint keeps a cursor into the global event feed
-(`events.feed_seq`, numbered in commit order, see services/audit.py and ADR 0003). The
-worker's fan-out step locks one endpoint (`FOR UPDATE SKIP LOCKED`), reads the events
-after its cursor, inserts a `webhook_deliveries` row for each that its filter matches and
-moves the cursor, all in one transaction. Reading the feed rather than hooking the deal
-service keeps every writer of events (moves, messages, timers, whatever comes next)
-covered without touching it, adds nothing to the request path while the feed lock is
-held, and the unique (webhook, feed_seq) key makes a second delivery of one event to one
-endpoint impossible. Because the feed never skips a number that commits late, resuming
-after the cursor loses nothing. A new endpoint starts at the head of the feed: it gets
-what happens after it was created, not the history (that is what `GET /v1/events` is for).
+Endpoints are registered, listed and deleted by services/webhooks.py (the API's use
+cases); here is how their deliveries are made, after commit.
+
+Each endpoint keeps a cursor into the global event feed (`events.feed_seq`, numbered in
+commit order, see services/audit.py and ADR 0003). The worker's fan-out step locks one
+endpoint (`FOR UPDATE SKIP LOCKED`), reads the events after its cursor, inserts a
+`webhook_deliveries` row for each that its filter matches and moves the cursor, all in
+one transaction. Reading the feed rather than hooking the deal service keeps every
+writer of events (moves, messages, timers, whatever comes next) covered without touching
+it, adds nothing to the request path while the feed lock is held, and the unique
+(webhook, feed_seq) key makes a second delivery of one event to one endpoint impossible.
+Because the feed never skips a number that commits late, resuming after the cursor loses
+nothing. A new endpoint starts at the head of the feed: it gets what happens after it
+was created, not the history (that is what `GET /v1/events` is for).
 
 Then each due delivery is claimed with `FOR UPDATE SKIP LOCKED`, POSTed with the row
 locked (httpx, 10 s timeout, no redirects) and marked in the same transaction: delivered
@@ -29,27 +32,25 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from dealroom import __version__
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.domain.errors import NotFound
 from dealroom.domain.timestamps import iso
 from dealroom.notify import retry_at
 from dealroom.services.audit import event_json
+from dealroom.services.queues import Queue, claim_one, drain
 from dealroom.services.uow import UnitOfWork, session_scope
 
 log = logging.getLogger("dealroom.webhooks")
 
-SECRET_PREFIX = "whsec_"
 TIMEOUT = 10.0
 RETRY_BASE = timedelta(seconds=30)
 RETRY_CAP = timedelta(hours=3)
@@ -72,78 +73,6 @@ def body_of(e: m.Event) -> bytes:
 
 def matches(filters: list[str], event_type: str) -> bool:
     return "*" in filters or event_type in filters
-
-
-# --- use cases (routes_webhooks.py) -------------------------------------------------------
-
-
-def create(uow: UnitOfWork, user: m.User, *, url: str, events: list[str]) -> m.Webhook:
-    """Register an endpoint; it receives events committed from now on."""
-    head = uow.session.scalar(select(func.coalesce(func.max(m.Event.feed_seq), 0)))
-    hook = m.Webhook(
-        url=url,
-        events=list(dict.fromkeys(events)),
-        secret=SECRET_PREFIX + secrets.token_urlsafe(32),
-        created_by=user.id,
-        feed_cursor=int(head or 0),
-        created_at=uow.now,
-    )
-    uow.session.add(hook)
-    uow.session.flush()
-    return hook
-
-
-def listed(session: Session) -> list[m.Webhook]:
-    stmt = select(m.Webhook).where(m.Webhook.deleted_at.is_(None)).order_by(m.Webhook.created_at)
-    return list(session.scalars(stmt))
-
-
-def get(session: Session, webhook_id: str, *, lock: bool = False) -> m.Webhook:
-    stmt = select(m.Webhook).where(m.Webhook.id == webhook_id, m.Webhook.deleted_at.is_(None))
-    hook = (
-        session.scalar(stmt.with_for_update() if lock else stmt) if len(webhook_id) <= 36 else None
-    )
-    if hook is None:
-        raise NotFound("There is no such webhook.", rule="WEBHOOK", webhook_id=webhook_id)
-    return hook
-
-
-def delete(uow: UnitOfWork, webhook_id: str) -> None:
-    """Stop deliveries; the endpoint and its log stay on record, out of the API. Deleting
-    twice is not an error."""
-    hook = (
-        uow.session.get(m.Webhook, webhook_id, with_for_update=True)
-        if len(webhook_id) <= 36
-        else None
-    )
-    if hook is None:
-        raise NotFound("There is no such webhook.", rule="WEBHOOK", webhook_id=webhook_id)
-    if hook.deleted_at is not None:
-        return
-    hook.deleted_at = uow.now
-    uow.session.execute(
-        update(m.WebhookDelivery)
-        .where(m.WebhookDelivery.webhook_id == hook.id, m.WebhookDelivery.status == "pending")
-        .values(status="cancelled")
-    )
-
-
-def deliveries(
-    session: Session,
-    webhook_id: str,
-    *,
-    limit: int,
-    before: int | None = None,
-    status: str | None = None,
-) -> list[m.WebhookDelivery]:
-    """The delivery log, newest event first."""
-    hook = get(session, webhook_id)
-    stmt = select(m.WebhookDelivery).where(m.WebhookDelivery.webhook_id == hook.id)
-    if before is not None:
-        stmt = stmt.where(m.WebhookDelivery.feed_seq < before)
-    if status is not None:
-        stmt = stmt.where(m.WebhookDelivery.status == status)
-    return list(session.scalars(stmt.order_by(m.WebhookDelivery.feed_seq.desc()).limit(limit)))
 
 
 # --- fan-out (worker) ---------------------------------------------------------------------
@@ -216,71 +145,111 @@ class WebhookPass:
     cut_short: bool = False
 
 
-def _claim(session: Session, now: datetime) -> m.WebhookDelivery | None:
-    stmt = (
-        select(m.WebhookDelivery)
-        .where(m.WebhookDelivery.status == "pending", m.WebhookDelivery.next_attempt_at <= now)
-        .order_by(m.WebhookDelivery.next_attempt_at, m.WebhookDelivery.feed_seq)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    return session.execute(stmt).scalar_one_or_none()
+QUEUE = Queue(
+    m.WebhookDelivery,
+    due=lambda now: and_(
+        m.WebhookDelivery.status == "pending", m.WebhookDelivery.next_attempt_at <= now
+    ),
+    order=(m.WebhookDelivery.next_attempt_at, m.WebhookDelivery.feed_seq),
+)
 
 
-def deliver_one(db: Database, now: datetime, client: httpx.Client) -> str:
-    """Claim, POST and mark one due delivery in one transaction. Returns 'delivered',
-    'retrying', 'failed', 'cancelled' or 'none'."""
-    with session_scope(db) as session:
-        d = _claim(session, now)
-        if d is None:
-            # it only read: the commit keeps the prepared statements (db/session.py)
-            return "none"
-        hook = session.get(m.Webhook, d.webhook_id)
-        event = session.scalar(select(m.Event).where(m.Event.feed_seq == d.feed_seq))
-        if hook is None or hook.deleted_at is not None or event is None:
-            d.status = "cancelled"
-            return "cancelled"
-        body = body_of(event)
-        stamp = int(now.timestamp())
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": f"dealroom-webhooks/{__version__}",
-            SIGNATURE_HEADER: sign(hook.secret, stamp, body),
-            "Dealroom-Event": event.type,
-            "Dealroom-Delivery": d.id,
-        }
-        d.attempts += 1
-        started = time.monotonic()
-        code: int | None = None
-        error: str | None = None
-        try:
-            with client.stream("POST", hook.url, content=body, headers=headers) as response:
-                code = response.status_code
-            if not 200 <= code < 300:
-                error = f"HTTP {code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
-        attempt = {
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed delivery, signed: what POSTing it takes, nothing of it read from the session."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    status_code: int | None
+    #: None on a 2xx.
+    error: str | None
+    duration_ms: int
+
+
+def prepare(session: Session, d: m.WebhookDelivery, now: datetime) -> Outgoing | str:
+    """Sign a claimed delivery and count the attempt; or 'cancelled' when its endpoint or
+    its event is gone."""
+    hook = session.get(m.Webhook, d.webhook_id)
+    event = session.scalar(select(m.Event).where(m.Event.feed_seq == d.feed_seq))
+    if hook is None or hook.deleted_at is not None or event is None:
+        d.status = "cancelled"
+        return "cancelled"
+    body = body_of(event)
+    stamp = int(now.timestamp())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": f"dealroom-webhooks/{__version__}",
+        SIGNATURE_HEADER: sign(hook.secret, stamp, body),
+        "Dealroom-Event": event.type,
+        "Dealroom-Delivery": d.id,
+    }
+    d.attempts += 1
+    return Outgoing(hook.url, body, headers)
+
+
+def post(client: httpx.Client, outgoing: Outgoing) -> Attempt:
+    """POST one delivery; a 2xx is success, anything else (or no answer) an error."""
+    started = time.monotonic()
+    code: int | None = None
+    error: str | None = None
+    try:
+        with client.stream(
+            "POST", outgoing.url, content=outgoing.body, headers=outgoing.headers
+        ) as response:
+            code = response.status_code
+        if not 200 <= code < 300:
+            error = f"HTTP {code}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+    return Attempt(code, error, int((time.monotonic() - started) * 1000))
+
+
+def record(d: m.WebhookDelivery, outgoing: Outgoing, attempt: Attempt, now: datetime) -> str:
+    """Add the attempt to the delivery's history and mark it: 'delivered', 'retrying'
+    (with backoff) or 'failed' (after a day of retries)."""
+    d.history = [
+        *(d.history or []),
+        {
             "attempt": d.attempts,
             "at": iso(now),
-            "status_code": code,
-            "error": error,
-            "duration_ms": int((time.monotonic() - started) * 1000),
-        }
-        d.history = [*(d.history or []), attempt]
-        d.last_status_code, d.last_error = code, error
-        if error is None:
-            d.status, d.delivered_at = "delivered", now
-            outcome = "delivered"
-        else:
-            again = retry_at(attempts=d.attempts, first_tried=d.created_at, now=now,
-                             base=RETRY_BASE, cap=RETRY_CAP)  # fmt: skip
-            if again is None:
-                d.status, outcome = "failed", "failed"
-                log.warning("webhook delivery %s to %s failed for good: %s", d.id, hook.url, error)
-            else:
-                d.next_attempt_at, outcome = again, "retrying"
-        return outcome
+            "status_code": attempt.status_code,
+            "error": attempt.error,
+            "duration_ms": attempt.duration_ms,
+        },
+    ]
+    d.last_status_code, d.last_error = attempt.status_code, attempt.error
+    if attempt.error is None:
+        d.status, d.delivered_at = "delivered", now
+        return "delivered"
+    again = retry_at(attempts=d.attempts, first_tried=d.created_at, now=now,
+                     base=RETRY_BASE, cap=RETRY_CAP)  # fmt: skip
+    if again is None:
+        d.status = "failed"
+        log.warning(
+            "webhook delivery %s to %s failed for good: %s", d.id, outgoing.url, attempt.error
+        )
+        return "failed"
+    d.next_attempt_at = again
+    return "retrying"
+
+
+def deliver_one(db: Database, now: datetime, client: httpx.Client) -> str | None:
+    """Claim one due delivery, then prepare, POST and record it in the claim's transaction
+    (the row stays locked while the endpoint answers). Its outcome (see `prepare` and
+    `record`); None when no delivery is due."""
+
+    def work(uow: UnitOfWork, d: m.WebhookDelivery) -> str:
+        outgoing = prepare(uow.session, d, now)
+        if isinstance(outgoing, str):
+            return outgoing
+        return record(d, outgoing, post(client, outgoing), now)
+
+    return claim_one(db, QUEUE.claim_statement(now), work, now=now)
 
 
 def run(
@@ -288,25 +257,18 @@ def run(
 ) -> WebhookPass:
     """Fan out new events, then deliver everything due at `now`, or what the time until
     the `time.monotonic()` instant `until` allows."""
-    result = WebhookPass(created=fan_out(db, now))
-    with session_scope(db, write=False) as s:
-        due = s.scalar(
-            select(m.WebhookDelivery.id)
-            .where(m.WebhookDelivery.status == "pending", m.WebhookDelivery.next_attempt_at <= now)
-            .limit(1)
-        )
-    if due is None:
-        return result  # the common case: no HTTP client to build
+    created = fan_out(db, now)
+    if not QUEUE.any_due(db, now):
+        return WebhookPass(created=created)  # the common case: no HTTP client to build
     own = client is None
     client = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
     try:
-        while (outcome := deliver_one(db, now, client)) != "none":
-            if outcome != "cancelled":
-                setattr(result, outcome, getattr(result, outcome) + 1)
-            if until is not None and time.monotonic() >= until:
-                result.cut_short = True
-                break
+        # The first delivery goes whatever the budget: fanning out may have spent it.
+        done = drain(lambda: deliver_one(db, now, client), until=until, first_free=True)
     finally:
         if own:
             client.close()
-    return result
+    counts = done.outcomes
+    return WebhookPass(created=created, delivered=counts["delivered"],
+                       retrying=counts["retrying"], failed=counts["failed"],
+                       cut_short=done.cut_short)  # fmt: skip

@@ -1,9 +1,10 @@
-"""The bell: a user's notifications, read and marked read; what the live stream pushed.
+"""The bell: a user's bell items, read and marked read; what the live stream pushed.
 
-Notifications are recorded by `services.notifications` in the transaction of the move that
-caused them. Here they are listed newest first with the unread count, marked read (some
-or all), read in id order for `/v1/me/stream`, and stamped `seen_live_at` once pushed to
-an open stream of their user, so the email digest does not repeat what was seen live.
+Bell items (`Notification` rows, named as the API names them) are recorded by
+`services.notifications` in the transaction of the move that caused them. Here they are
+listed newest first with the unread count, marked read (some or all), read in id order
+for `/v1/me/stream`, and stamped `seen_live_at` once pushed to an open stream of their
+user, so the email digest does not repeat what was seen live.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def list_notifications(
 
 
 def mark_read(uow: UnitOfWork, user: m.User, *, ids: Sequence[int] | None, everything: bool) -> int:
-    """Mark some (`ids`; other users' ids are ignored) or all of the caller's notifications
+    """Mark some (`ids`; other users' ids are ignored) or all of the caller's bell items
     read; answer the unread count. Open streams of the user get the new count."""
     stmt = (
         update(m.Notification)
@@ -84,7 +85,7 @@ def mark_read(uow: UnitOfWork, user: m.User, *, ids: Sequence[int] | None, every
 
 
 def head(session: Session, user_id: str) -> int:
-    """The user's newest notification id (0 when none)."""
+    """The user's newest bell item's id (0 when none)."""
     stmt = select(func.coalesce(func.max(m.Notification.id), 0)).where(
         m.Notification.user_id == user_id
     )
@@ -92,7 +93,7 @@ def head(session: Session, user_id: str) -> int:
 
 
 def after(session: Session, user_id: str, after_id: int, *, limit: int) -> list[m.Notification]:
-    """The user's notifications after id `after_id`, oldest first."""
+    """The user's bell items after id `after_id`, oldest first."""
     stmt = (
         select(m.Notification)
         .where(m.Notification.user_id == user_id, m.Notification.id > after_id)

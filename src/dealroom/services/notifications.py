@@ -1,9 +1,11 @@
-"""Bell items: recorded in the transaction of the move that caused them.
+"""Notifications: recorded in the transaction of the move (or reminder) that fires them.
 
-The notifications issue sends them on (email, digests, the live bell); here they are
-stored per user and handed to the outbox, so nothing is announced before it is committed.
-They are written at commit, under the feed lock (`audit.hold`), so that their ids follow
-commit order like the feed's: the bell stream resumes by id.
+A process's notification names who is told of which move, with which template. Here each
+recipient gets a bell item (a `Notification` row), and those who want immediate email a
+queued email (services/email_queue.py), which notify/ sends after commit. Each bell item
+also goes on the outbox, so open streams hear of it once it is committed and never
+before. Bell items are written at commit, under the feed lock (`audit.hold`), so that
+their ids follow commit order like the feed's: the bell stream resumes by id.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from typing import Any
 
 from dealroom.db import models as m
 from dealroom.domain.timestamps import iso
-from dealroom.notify import email
-from dealroom.services import audit
+from dealroom.services import audit, email_queue
 from dealroom.services.outbox import OutboxItem
 from dealroom.services.uow import UnitOfWork
 
@@ -33,7 +34,7 @@ def record(
     *,
     email_modes: dict[str, str] | None = None,
 ) -> list[m.Notification]:
-    """`email_modes`: the parties' email preferences if already read (`email.enqueue`)."""
+    """`email_modes`: the parties' email preferences if already read (`email_queue.enqueue`)."""
     items = []
     for user_id in _recipients(deal, roles):
         n = m.Notification(
@@ -49,8 +50,8 @@ def record(
         uow.outbox.append(
             OutboxItem("notification", deal.id, {"user_id": user_id, "name": name, **n.payload})
         )
-    # Immediate email for those who want it (notify/email.py).
-    email.enqueue(uow, deal, items, modes=email_modes)
+    # Immediate email for those who want it (sent after commit by notify/email.py).
+    email_queue.enqueue(uow, deal, items, modes=email_modes)
     return items
 
 

@@ -1,20 +1,25 @@
-"""Notification preferences: immediate email, a morning digest, or none.
+"""Email preferences: an email per bell item at once, a morning digest, or none.
 
 A user without a row has the defaults: immediate email, digest hour 8, their own
 timezone. Switching to `digest` starts the digest from that moment (older bell items are
 not mailed after the fact) and schedules the next digest at the digest hour in the
 chosen timezone; leaving `digest` clears the schedule.
+
+The schedule: `user_preferences.next_digest_at` holds the next instant the user's local
+clock reads the digest hour (UTC, recomputed with zoneinfo, so DST moves it); the worker
+composes the digest once it has passed (notify/digest.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
-from dealroom.notify.digest import next_slot
-from dealroom.notify.email import zone
 from dealroom.services.uow import UnitOfWork
 
 EmailMode = Literal["immediate", "digest", "off"]
@@ -73,3 +78,46 @@ def update(
         row.next_digest_at = None
     uow.session.flush()
     return _view(user, row)
+
+
+# --- timezones and the digest hour --------------------------------------------------------
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """The named timezone; UTC when the name is missing or unknown."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def user_zone(session: Session, user: m.User) -> ZoneInfo:
+    """The timezone the user chose, else their account's."""
+    pref = session.get(m.UserPreference, user.id)
+    return zone(pref.timezone if pref is not None else user.timezone)
+
+
+def _at(day: date, hour: int, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(hour), tzinfo=tz).astimezone(UTC)
+
+
+def next_slot(after: datetime, tz: ZoneInfo, hour: int) -> datetime:
+    """The first instant strictly after `after` at which the local clock reads hour:00."""
+    day = after.astimezone(tz).date()
+    for offset in range(3):
+        slot = _at(day + timedelta(days=offset), hour, tz)
+        if slot > after:
+            return slot
+    raise AssertionError("unreachable: a local hour comes round within two days")
+
+
+def last_slot(at: datetime, tz: ZoneInfo, hour: int) -> tuple[datetime, date]:
+    """The latest instant at or before `at` at which the local clock read hour:00, and
+    that local date (the digest's day)."""
+    day = at.astimezone(tz).date()
+    for offset in range(3):
+        d = day - timedelta(days=offset)
+        slot = _at(d, hour, tz)
+        if slot <= at:
+            return slot, d
+    raise AssertionError("unreachable: a local hour came round within two days")

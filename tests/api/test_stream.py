@@ -31,9 +31,9 @@ from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
+from dealroom.realtime import hub as realtime
 from dealroom.realtime.brokers import notify_payloads
 from dealroom.realtime.hub import NOTIFY_LIMIT, Hub, RealtimeSettings
-from dealroom.realtime import hub as realtime
 from dealroom.security import issue_token
 from dealroom.services import audit, deals
 from dealroom.services.outbox import OutboxItem

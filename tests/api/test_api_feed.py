@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from conftest import T0
 from dealroom.clock import TestClock
 from dealroom.db.session import Database
+from factories import T0
 from people import Person, add_user, make_listing
 
 

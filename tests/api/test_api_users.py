@@ -7,11 +7,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from conftest import T0
 from dealroom.clock import TestClock
 from dealroom.db.models import User
 from dealroom.db.session import Database
 from dealroom.services.uow import session_scope
+from factories import T0
 from people import Person, add_user, make_listing
 
 NEW_USER = {

@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from dealroom.db.migrate import upgrade
+from dealroom.db.session import Database, make_engine
 from livesite import (
     CATALOGUE,
     CHROMIUM,
@@ -31,9 +34,6 @@ from livesite import (
     drop_database,
     start_server,
 )
-
-from dealroom.db.migrate import upgrade
-from dealroom.db.session import Database, make_engine
 
 HERE = Path(__file__).parent
 

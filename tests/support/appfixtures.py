@@ -1,9 +1,10 @@
-"""HTTP tests: the real app on a real database (SQLite, or PostgreSQL in CI)."""
+"""The fixtures of the HTTP and web tests: the real app on a real database (SQLite, or
+PostgreSQL in CI), a clock the tests move, people with tokens. Loaded for every suite by
+tests/conftest.py (`pytest_plugins`); a fixture is only made when a test asks for it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,8 @@ from dealroom.app import create_app
 from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db.session import Database
+from factories import T0
 from people import TEST_SECRET, Person, add_user
-
-T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")

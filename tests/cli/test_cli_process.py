@@ -549,12 +549,7 @@ def test_demo_command_prints_the_timeline_versions_diff_and_total():
     for text in (
         "Timeline for RFQ-2026-0042",
         "2026-02-01 09:00:00",
-        "RFQ_CREATED",
-        "QUOTE_SENT",
-        "COUNTER_SUBMITTED",
-        "QUOTE_REVISED",
-        "QUOTE_ACCEPTED",
-        "ORDER_CREATED",
+        *factories.REFERENCE_EVENTS,
         "Buyer: Acme Corp",
         "Seller: Parts Inc",
         "Price reduced 6%, lead time reduced 2 days",

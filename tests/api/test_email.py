@@ -25,7 +25,7 @@ from dealroom.services.uow import session_scope
 from dealroom.worker import run_once
 from inbox import BASE_URL, SmtpServer, body, mail_config, outbox, running_smtp
 from races import side_by_side
-from servicedeals import in_tx, make_parties, move, request_quote
+from servicedeals import add_listing, in_tx, make_parties, move, request_quote
 
 PROCESS_DIR = Path(deals.__file__).parent.parent / "processes"
 
@@ -289,13 +289,8 @@ def test_market_offers_and_counters_are_told_apart(
     db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], smtp: SmtpServer
 ) -> None:
     buyer, seller, _ = parties
-    with session_scope(db) as s:
-        row = m.Listing(owner_id=seller.id, title="Pallet racking", currency="EUR",
-                        unit_price=Decimal("120.00"), quantity=40, process="market",
-                        created_at=clock.now(), updated_at=clock.now())  # fmt: skip
-        s.add(row)
-        s.flush()
-        listing = row.id
+    listing = add_listing(db, clock, seller.id, title="Pallet racking", currency="EUR",
+                          unit_price="120.00", quantity=40, process="market")  # fmt: skip
     opened = in_tx(
         db, clock,
         lambda uow: deals.open_deal(uow, buyer, listing_id=listing, transition="make-offer",

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -34,9 +33,10 @@ from dealroom.realtime.hub import NOTIFY_LIMIT, Hub, RealtimeSettings
 from dealroom.security import issue_token
 from dealroom.services import audit, deals
 from dealroom.services.outbox import OutboxItem
-from dealroom.services.uow import UnitOfWork, session_scope, transaction
+from dealroom.services.uow import UnitOfWork, transaction
 from dealroom_harness.servers import ThreadedServer
 from people import TEST_SECRET, Person, add_user
+from servicedeals import add_listing
 from sse import deal_events, open_stream
 
 CONFIG = Config(database_url="unused", secret_key=TEST_SECRET)
@@ -92,13 +92,7 @@ def user(db: Database, person: Person) -> m.User:
 
 def open_rfq(db: Database, clock: TestClock, buyer: Person, seller: Person) -> str:
     """A listing and an rfq deal where the seller has quoted 50.00 (the buyer's turn)."""
-    with session_scope(db) as s:
-        listing = m.Listing(owner_id=seller.id, title="Industrial bearings", currency="SAR",
-                            unit_price=Decimal("50.00"), quantity=1000, process="rfq",
-                            created_at=clock.now(), updated_at=clock.now())  # fmt: skip
-        s.add(listing)
-        s.flush()
-        listing_id = listing.id
+    listing_id = add_listing(db, clock, seller.id)
     result, _ = in_tx(db, clock, lambda uow: deals.open_deal(
         uow, user(db, buyer), listing_id=listing_id, transition="request-quote",
         payload=Payload(terms={"quantity": 1000}, message="Need for Q2")))  # fmt: skip

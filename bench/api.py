@@ -82,7 +82,6 @@ import psycopg
 from common import memory_gib, pct
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from dealroom.config import normalize_url
@@ -92,6 +91,8 @@ from dealroom.db.session import Database, make_engine
 from dealroom.security import hash_password, issue_token
 from dealroom.services.audit import FEED_LOCK
 from dealroom.services.uow import session_scope
+from dealroom_harness import servers
+from dealroom_harness.databases import autocommit
 
 DB_NAME = "dealroom_bench_api"
 RAW_DB = "dealroom_bench_api_raw"
@@ -135,16 +136,6 @@ def libpq_url(base: str, database: str) -> str:
     return sa_url(base, database).replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def admin(base: str, *statements: str) -> None:
-    engine = create_engine(normalize_url(base), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            for sql in statements:
-                conn.execute(text(sql))
-    finally:
-        engine.dispose()
-
-
 @contextmanager
 def exclusive_run(base: str) -> Iterator[None]:
     """One run at a time per server: the database name is fixed, and a second run would
@@ -157,7 +148,9 @@ def exclusive_run(base: str) -> Iterator[None]:
 
 
 def create_database(base: str) -> None:
-    admin(base, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)', f'CREATE DATABASE "{DB_NAME}"')
+    autocommit(
+        base, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)', f'CREATE DATABASE "{DB_NAME}"'
+    )
     engine = make_engine(sa_url(base, DB_NAME))
     try:
         upgrade(engine)
@@ -200,8 +193,8 @@ def seed(base: str, clients: int) -> Seeded:
             )  # fmt: skip
     finally:
         engine.dispose()
-    admin(sa_url(base, DB_NAME), "VACUUM ANALYZE")
-    admin(base, f'DROP DATABASE IF EXISTS "{RAW_DB}" WITH (FORCE)',
+    autocommit(sa_url(base, DB_NAME), "VACUUM ANALYZE")
+    autocommit(base, f'DROP DATABASE IF EXISTS "{RAW_DB}" WITH (FORCE)',
           f'CREATE DATABASE "{RAW_DB}" TEMPLATE "{DB_NAME}"')  # fmt: skip
 
     def token(uid: str) -> str:
@@ -326,39 +319,22 @@ class Sampler(threading.Thread):
 # --- the API ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-#: What uvicorn logs when a worker process is ready to serve.
-STARTED = "Application startup complete."
-
-
-class Server:
-    """`dealroom serve --workers N` (or uvicorn, or the floor's bare app) as real processes."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str], workers: int, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [*cmd, "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)]
-        self.log = log
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out,
-                                            stderr=subprocess.STDOUT)  # fmt: skip
-        self.workers = workers
+class Server(servers.Server):
+    """`dealroom serve --workers N` (or uvicorn, or the floor's bare app) as real processes,
+    started as soon as they are made; their CPU time (the supervisor's and every worker's)
+    is measured."""
 
     @classmethod
     def dealroom(cls, db_url: str, workers: int, logs: Path, *, use_uvicorn: bool) -> Server:
         env = {"DEALROOM_DATABASE_URL": db_url, "DEALROOM_SECRET_KEY": SECRET,
                "DEALROOM_MAIL_DIR": str(logs / "mail")}  # fmt: skip
         if use_uvicorn:
-            cmd = [sys.executable, "-m", "uvicorn", "--factory", "dealroom.app:create_app",
-                   "--proxy-headers", "--no-access-log"]  # fmt: skip
+            cmd = servers.uvicorn_command("--proxy-headers", "--no-access-log")
         else:
-            cmd = [sys.executable, "-m", "dealroom", "serve"]
-        return cls(cmd, env, workers, logs / "server.log")
+            cmd = servers.dealroom_command("serve")
+        return cls(
+            cmd, env=env, workers=workers, log=logs / "server.log", name="the API server"
+        )._started()
 
     @classmethod
     def floor(cls, dsn: str, workers: int, log: Path, *, reads: bool, pipeline: bool,
@@ -368,41 +344,28 @@ class Server:
                "FLOOR_VARS": json.dumps(script_variables(datetime.now(UTC).year)),
                "FLOOR_READS": "1" if reads else "0",
                "FLOOR_PIPELINE": "1" if pipeline else "0"}  # fmt: skip
-        app = ["--factory", "floor_app:fastapi_app"] if fastapi else ["floor_app:app"]
-        cmd = [sys.executable, "-m", "uvicorn", *app, "--no-access-log"]
-        return cls(cmd, env, workers, log)
+        app = "floor_app:fastapi_app" if fastapi else "floor_app:app"
+        cmd = servers.uvicorn_command("--no-access-log", app=app, factory=fastapi)
+        return cls(cmd, env=env, workers=workers, log=log, name="the floor")._started()
 
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the API server did not start; see {self.log}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        # /healthz answers as soon as one worker accepts; wait until every worker has started.
-        while self.log.read_text(errors="replace").count(STARTED) < self.workers:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the API workers did not all start; see {self.log}")
-            time.sleep(0.1)
+    def _started(self) -> Server:
+        self.start()
+        return self
+
+    def wait_ready(self) -> None:
+        try:
+            self.wait_healthy(timeout=60, probe_timeout=2)
+        except servers.ServerDidNotStart as exc:
+            raise SystemExit(str(exc)) from None
 
     def pids(self) -> list[int]:
-        return [self.process.pid, *children(self.process.pid)]
+        return [self.pid, *children(self.pid)]
 
     def cpu(self) -> float:
         return sum(c for pid in self.pids() if (c := cpu_seconds(pid)) is not None)
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+    def stop(self, timeout: float = 20.0) -> None:
+        super().stop(timeout)
 
 
 @dataclass
@@ -856,14 +819,14 @@ def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -
             for name, _ in sides:
                 pgbench_round(raw_dsn, scripts[name], args.clients, max(1, round(warmup)), sampler,
                               name)  # fmt: skip
-        admin(args.url, "CHECKPOINT")
+        autocommit(args.url, "CHECKPOINT")
 
         def fresh(database: str) -> None:
             """Dead rows out before a side's round: with autovacuum off (as on the
             development VM) each round would otherwise start on more of them than the last
             (the floor fell from 147 to 67 transitions/s over three rounds, PostgreSQL's
             CPU per transition rising 3.6 → 6.2 ms, and back after a VACUUM)."""
-            admin(sa_url(args.url, database), "VACUUM")
+            autocommit(sa_url(args.url, database), "VACUUM")
 
         api_parts: list[Phase] = []
         floor_parts: dict[str, list[Phase]] = {name: [] for name in floors}
@@ -910,7 +873,7 @@ def run(args: argparse.Namespace, *, warmup: float, rounds: int, seconds: int) -
                 f"kept: databases {DB_NAME} and {RAW_DB}, scripts and server log in {work}"
             )
         else:
-            admin(args.url, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)',
+            autocommit(args.url, f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)',
                   f'DROP DATABASE IF EXISTS "{RAW_DB}" WITH (FORCE)')  # fmt: skip
             shutil.rmtree(work, ignore_errors=True)
     return 0

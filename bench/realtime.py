@@ -30,15 +30,10 @@ import asyncio
 import os
 import platform
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -48,17 +43,17 @@ import httpx
 import psycopg
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from dealroom.config import Config, normalize_url
+from dealroom.config import Config
 from dealroom.db import models as m
-from dealroom.db.migrate import upgrade
 from dealroom.db.session import Database, make_engine
 from dealroom.domain.state import Payload
 from dealroom.security import hash_password, issue_token
 from dealroom.services import deals
 from dealroom.services.uow import transaction
+from dealroom_harness.databases import scratch_database
+from dealroom_harness.servers import Server, ServerDidNotStart, running, uvicorn_command
 
 SUPABASE = {"p50": 46.0, "p99": 159.0}  # ms, Supabase Realtime, broadcast from database
 SECRET = "dealroom-bench-signing-key-at-least-32-bytes"
@@ -69,21 +64,6 @@ console = Console(width=150)
 
 
 # --- setup --------------------------------------------------------------------------------
-
-
-@contextmanager
-def scratch_database(url: str) -> Iterator[str]:
-    base = make_url(normalize_url(url))
-    name = f"dealroom_bench_realtime_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @dataclass
@@ -130,49 +110,13 @@ def seed(db: Database, deals_wanted: int) -> list[Room]:
     return rooms
 
 
-@dataclass
-class Api:
-    url: str
-    port: int
-    process: subprocess.Popen[bytes]
-
-
-def start_apis(db_url: str, logs: Path) -> list[Api]:
-    apis = []
-    for name in ("a", "b"):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        env = {**os.environ, "DEALROOM_DATABASE_URL": db_url, "DEALROOM_SECRET_KEY": SECRET}
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "dealroom.app:create_app",
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-               "--timeout-graceful-shutdown", "3", "--backlog", "4096"]  # fmt: skip
-        with (logs / f"{name}.log").open("wb") as out:
-            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        apis.append(Api(f"http://127.0.0.1:{port}", port, proc))
-    deadline = time.monotonic() + 60
-    for api in apis:
-        while True:
-            if api.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"an API process did not start; see {logs}")
-            try:
-                if httpx.get(f"{api.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-    return apis
-
-
-def stop_apis(apis: list[Api]) -> None:
-    for api in apis:
-        api.process.terminate()
-    for api in apis:
-        try:
-            api.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            api.process.kill()
-            api.process.wait(timeout=10)
+def api_servers(db_url: str, logs: Path) -> list[Server]:
+    """The two API processes, `uvicorn --factory dealroom.app:create_app` as deployed."""
+    env = {"DEALROOM_DATABASE_URL": db_url, "DEALROOM_SECRET_KEY": SECRET}
+    cmd = uvicorn_command("--log-level", "warning", "--timeout-graceful-shutdown", "3",
+                          "--backlog", "4096")  # fmt: skip
+    return [Server(cmd, env=env, log=logs / f"{name}.log", name=f"API process {name}")
+            for name in ("a", "b")]  # fmt: skip
 
 
 # --- subscribers --------------------------------------------------------------------------
@@ -281,7 +225,7 @@ class Move:
     ok: bool = False
 
 
-async def make_move(client: httpx.AsyncClient, api: Api, move: Move) -> None:
+async def make_move(client: httpx.AsyncClient, api: Server, move: Move) -> None:
     room = move.room
     async with room.lock:
         move.sent = time.perf_counter()
@@ -312,7 +256,7 @@ async def make_move(client: httpx.AsyncClient, api: Api, move: Move) -> None:
 
 
 async def drive(
-    apis: list[Api],
+    apis: list[Server],
     rooms: list[Room],
     first_k: int,
     count: int,
@@ -457,7 +401,7 @@ def report(results: list[Result], subscribers: int, bad: int, failed: int) -> No
 
 
 async def run(
-    args: argparse.Namespace, apis: list[Api], rooms: list[Room], watch: CommitWatch
+    args: argparse.Namespace, apis: list[Server], rooms: list[Room], watch: CommitWatch
 ) -> int:
     subscribers = [
         Subscriber(
@@ -519,26 +463,29 @@ def main() -> None:
         or os.environ.get("DEALROOM_TEST_DATABASE_URL")
         or "postgresql://postgres@127.0.0.1:5432/test"
     )
-    with scratch_database(url) as db_url, tempfile.TemporaryDirectory() as logs:
+    scratch = f"dealroom_bench_realtime_{os.getpid()}"
+    with scratch_database(url, scratch) as db_url, tempfile.TemporaryDirectory() as logs:
         if args.keep_logs:
             logs = args.keep_logs
         db = Database(make_engine(db_url, pool_size=4))
-        upgrade(db.engine)
         rooms = seed(db, args.deals)
         db.engine.dispose()
         console.print(f"{len(rooms)} deals seeded; starting two API processes")
-        apis = start_apis(db_url, Path(logs))
+        apis = api_servers(db_url, Path(logs))
         watch = CommitWatch(
             make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
         )
-        watch.start()
-        watch.listening.wait(10)
         try:
-            code = asyncio.run(run(args, apis, rooms, watch))
-        finally:
-            watch.done.set()
-            watch.join(timeout=5)
-            stop_apis(apis)
+            with running(*apis, timeout=60):
+                watch.start()
+                watch.listening.wait(10)
+                try:
+                    code = asyncio.run(run(args, apis, rooms, watch))
+                finally:
+                    watch.done.set()
+                    watch.join(timeout=5)
+        except ServerDidNotStart as exc:
+            raise SystemExit(str(exc)) from None
     raise SystemExit(code)
 
 

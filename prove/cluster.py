@@ -3,85 +3,37 @@ people with tokens, and HTTP helpers that never wait without a timeout."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from dealroom.config import normalize_url
 from dealroom.db import models as m
-from dealroom.db.migrate import upgrade
-from dealroom.db.session import Database, make_engine
-from dealroom.security import hash_password, issue_token
+from dealroom.db.session import Database
 from dealroom.services.uow import session_scope
+from dealroom_harness import databases
+from dealroom_harness.people import Person
+from dealroom_harness.people import add_person as _add_person
+from dealroom_harness.servers import Process, Server, dealroom_command, uvicorn_command
 
 SECRET = "dealroom-prove-signing-key-32-bytes-at-least!"
 PG_URL = os.environ.get("DEALROOM_PROVE_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-_HASH = hash_password("correct horse battery")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def scratch_database(base_url: str = PG_URL, prefix: str = "prove") -> Iterator[str]:
+def scratch_database(base_url: str = PG_URL, prefix: str = "prove") -> AbstractContextManager[str]:
     """A fresh, migrated database on the server, dropped afterwards. Yields its URL."""
-    base = make_url(normalize_url(base_url))
-    name = f"dealroom_{prefix}_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url, pool_size=2)
-    upgrade(engine)
-    engine.dispose()
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@dataclass
-class Person:
-    id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+    return databases.scratch_database(base_url, f"dealroom_{prefix}_{os.getpid()}")
 
 
 def add_person(db: Database, email: str, *, roles: tuple[str, ...] = ()) -> Person:
-    now = datetime.now(UTC)
-    with session_scope(db) as s:
-        user = m.User(email=email, name=email.split("@")[0].title(), password_hash=_HASH,
-                      roles=list(roles), kyc_verified=True, plan="paid", timezone="UTC",
-                      created_at=now - timedelta(days=365))  # fmt: skip
-        s.add(user)
-        s.flush()
-        uid = user.id
-    return Person(uid, issue_token(SECRET, uid, now=now, ttl_seconds=6 * 3600)[0])
+    return _add_person(db, email, secret=SECRET, roles=roles, token_seconds=6 * 3600)
 
 
 def add_listing(db: Database, seller: Person, *, process: str = "rfq") -> str:
@@ -95,73 +47,20 @@ def add_listing(db: Database, seller: Person, *, process: str = "rfq") -> str:
         return row.id
 
 
-@dataclass
-class Proc:
-    name: str
-    cmd: list[str]
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-    url: str = ""
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                self.cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
 def _env(db_url: str) -> dict[str, str]:
-    return {**os.environ, "DEALROOM_DATABASE_URL": db_url, "DEALROOM_SECRET_KEY": SECRET,
+    return {"DEALROOM_DATABASE_URL": db_url, "DEALROOM_SECRET_KEY": SECRET,
             "DEALROOM_SSE_HEARTBEAT": "1", "DEALROOM_REALTIME_POLL": "1"}  # fmt: skip
 
 
-def api_proc(db_url: str, logs: Path, name: str) -> Proc:
-    port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "dealroom.app:create_app",
-           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-           "--timeout-graceful-shutdown", "2"]  # fmt: skip
-    return Proc(name, cmd, _env(db_url), logs / f"{name}.log", url=f"http://127.0.0.1:{port}")
+def api_proc(db_url: str, logs: Path, name: str) -> Server:
+    """An API process, `uvicorn --factory dealroom.app:create_app` as deployed."""
+    cmd = uvicorn_command("--log-level", "warning", "--timeout-graceful-shutdown", "2")
+    return Server(cmd, env=_env(db_url), log=logs / f"{name}.log", name=name)
 
 
-def worker_proc(db_url: str, logs: Path, name: str) -> Proc:
-    cmd = [sys.executable, "-m", "dealroom", "worker", "--interval", "0.5"]
-    return Proc(name, cmd, _env(db_url), logs / f"{name}.log")
-
-
-def wait_up(api: Proc, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert api.process is not None
-        if api.process.poll() is not None:
-            raise RuntimeError(f"{api.name} exited:\n{api.log.read_text()}")
-        try:
-            if httpx.get(f"{api.url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{api.name} did not come up:\n{api.log.read_text()}")
+def worker_proc(db_url: str, logs: Path, name: str) -> Process:
+    cmd = dealroom_command("worker", "--interval", "0.5")
+    return Process(cmd, env=_env(db_url), log=logs / f"{name}.log", name=name)
 
 
 @contextmanager
@@ -210,3 +109,12 @@ def slope_per_min(samples: list[tuple[float, float]]) -> float:
 
 
 JSON = dict[str, Any]
+
+
+def main(run: Callable[..., bool], doc: str | None, **options: float) -> None:
+    """A check's command line: one `--option` per keyword, typed by its default; exits 0
+    when every check passed."""
+    ap = argparse.ArgumentParser(description=doc)
+    for name, default in options.items():
+        ap.add_argument(f"--{name}", type=type(default), default=default)
+    sys.exit(0 if run(**vars(ap.parse_args())) else 1)

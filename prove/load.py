@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from prove.cluster import Person, Proc, valid_until
+from dealroom_harness.servers import Server
+from prove.cluster import Person, valid_until
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Load:
     """Threads walking deals through rfq (request, quote with a short validity, messages,
     sometimes accept) against a list of APIs, failing over on connection errors."""
 
-    def __init__(self, apis: list[Proc], parties: list[Party], *, quote_ttl: tuple[float, float] = (2.0, 6.0), think: float = 0.0) -> None:  # fmt: skip
+    def __init__(self, apis: list[Server], parties: list[Party], *, quote_ttl: tuple[float, float] = (2.0, 6.0), think: float = 0.0) -> None:  # fmt: skip
         self.apis = apis
         self.parties = parties
         self.quote_ttl = quote_ttl

@@ -7,13 +7,11 @@ never a 500; after it is back the service recovers by itself (time to recovery m
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import glob
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,20 +23,9 @@ from pathlib import Path
 import httpx
 
 from dealroom.db.session import Database, make_engine
+from dealroom_harness.servers import Server, free_port, running
+from prove import cluster
 from prove.checks import check_all
-from prove.cluster import (
-    Person,
-    Proc,
-    add_listing,
-    add_person,
-    api_proc,
-    free_port,
-    log_dir,
-    report,
-    scratch_database,
-    wait_up,
-    worker_proc,
-)  # fmt: skip
 from prove.load import Load, Party
 
 
@@ -99,8 +86,8 @@ def own_postgres() -> Iterator[OwnPostgres]:
 class Probe:
     """Polls /healthz and an authenticated read every 0.2 s; keeps (t, status, code, retry)."""
 
-    api: Proc
-    who: Person
+    api: Server
+    who: cluster.Person
     samples: list[tuple[float, str, int, str, str]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -120,20 +107,20 @@ class Probe:
 
 def run(down: float = 6.0, threads: int = 4, before: float = 6.0) -> bool:
     started = time.monotonic()
-    with own_postgres() as pg, scratch_database(pg.url, "pgrestart") as url, log_dir() as logs:
+    with (
+        own_postgres() as pg,
+        cluster.scratch_database(pg.url, "pgrestart") as url,
+        cluster.log_dir() as logs,
+    ):
         db = Database(make_engine(url, pool_size=2))
         parties = []
         for i in range(threads):
-            seller = add_person(db, f"seller{i}@parts.test")
-            parties.append(Party(add_person(db, f"buyer{i}@acme.test"), seller, [add_listing(db, seller) for _ in range(3)]))  # fmt: skip
+            seller = cluster.add_person(db, f"seller{i}@parts.test")
+            parties.append(Party(cluster.add_person(db, f"buyer{i}@acme.test"), seller, [cluster.add_listing(db, seller) for _ in range(3)]))  # fmt: skip
         db.engine.dispose()
-        apis = [api_proc(url, logs, f"api{i}") for i in range(2)]
-        worker = worker_proc(url, logs, "worker")
-        try:
-            for p in [*apis, worker]:
-                p.start()
-            for a in apis:
-                wait_up(a)
+        apis = [cluster.api_proc(url, logs, f"api{i}") for i in range(2)]
+        worker = cluster.worker_proc(url, logs, "worker")
+        with running(*apis, worker):
             load = Load(apis, parties, quote_ttl=(30.0, 60.0), think=0.05)
             total = before + down + 20
             ts = load.start(threads, total)
@@ -151,14 +138,11 @@ def run(down: float = 6.0, threads: int = 4, before: float = 6.0) -> bool:
             load.join(ts, 30)
             probe.stop.set()
             pt.join(10)
-            workers_alive = worker.process is not None and worker.process.poll() is None
-            apis_alive = all(a.process is not None and a.process.poll() is None for a in apis)
+            workers_alive = worker.running()
+            apis_alive = all(a.running() for a in apis)
             db = Database(make_engine(url, pool_size=2))
             after = check_all(db, load.record)
             db.engine.dispose()
-        finally:
-            for p in [*apis, worker]:
-                p.stop()
     deals_s = [s for s in probe.samples if s[1] == "deals"]
     health = [s for s in probe.samples if s[1] == "healthz"]
     during = [s for s in deals_s if t_stop + 0.5 < s[0] < t_start]
@@ -180,16 +164,8 @@ def run(down: float = 6.0, threads: int = 4, before: float = 6.0) -> bool:
         ("processes survived", apis_alive and workers_alive, f"apis alive={apis_alive}, worker alive={workers_alive}"),
         *after,
     ]  # fmt: skip
-    return report(f"postgres restart ({time.monotonic() - started:.0f} s)", checks)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--down", type=float, default=6)
-    ap.add_argument("--threads", type=int, default=4)
-    args = ap.parse_args()
-    sys.exit(0 if run(args.down, args.threads) else 1)
+    return cluster.report(f"postgres restart ({time.monotonic() - started:.0f} s)", checks)
 
 
 if __name__ == "__main__":
-    main()
+    cluster.main(run, __doc__, down=6.0, threads=4)

@@ -7,8 +7,6 @@ Retry-After for the rest; many simultaneous offers on one listing give exactly o
 
 from __future__ import annotations
 
-import argparse
-import sys
 import threading
 import time
 from collections import Counter
@@ -16,23 +14,16 @@ from collections import Counter
 import httpx
 
 from dealroom.db.session import Database, make_engine
-from prove.cluster import (
-    PG_URL,
-    Person,
-    add_listing,
-    add_person,
-    api_proc,
-    log_dir,
-    report,
-    scratch_database,
-    wait_up,
-)  # fmt: skip
+from dealroom_harness.servers import running
+from prove import cluster
 
 OFFER_FIELDS = {"buyer_role": "company", "timeline": "30days", "financing": "cash"}
 MESSAGE = "We would like to buy this lot for our Riyadh warehouse, delivery within a month."
 
 
-def burst(urls: list[str], who: Person, listings: list[str]) -> tuple[Counter[int], set[str]]:
+def burst(
+    urls: list[str], who: cluster.Person, listings: list[str]
+) -> tuple[Counter[int], set[str]]:
     """One request per listing, all released at once by a barrier."""
     gate = threading.Barrier(len(listings), timeout=30)
     statuses: Counter[int] = Counter()
@@ -59,45 +50,34 @@ def burst(urls: list[str], who: Person, listings: list[str]) -> tuple[Counter[in
     return statuses, retry_after
 
 
-def run(rounds: int = 3, threads: int = 12, pg_url: str = PG_URL) -> bool:
+def run(rounds: int = 3, threads: int = 12, pg_url: str = cluster.PG_URL) -> bool:
     started = time.monotonic()
     checks: list[tuple[str, bool, str]] = []
-    with scratch_database(pg_url, "ratelimit") as url, log_dir() as logs:
+    with cluster.scratch_database(pg_url, "ratelimit") as url, cluster.log_dir() as logs:
         db = Database(make_engine(url, pool_size=2))
-        sellers = [add_person(db, f"seller{i}@parts.test") for i in range(4)]
-        apis = [api_proc(url, logs, f"api{i}") for i in range(2)]
+        sellers = [cluster.add_person(db, f"seller{i}@parts.test") for i in range(4)]
+        apis = [cluster.api_proc(url, logs, f"api{i}") for i in range(2)]
         try:
-            for a in apis:
-                a.start()
-            for a in apis:
-                wait_up(a)
-            urls = [a.url for a in apis]
-            for n in range(rounds):
-                buyer = add_person(db, f"buyer{n}@acme.test")
-                listings = [add_listing(db, sellers[i % 4], process="offer") for i in range(threads)]  # fmt: skip
-                st, notes = burst(urls, buyer, listings)
-                checks.append((f"round {n + 1}: {threads} offers at once on distinct listings",
-                               st[201] == 3 and st[429] == threads - 3 and all(x.startswith("NEG-013 Retry-After=True") for x in notes),
-                               f"{dict(st)}; {sorted(notes)}"))  # fmt: skip
-                other = add_person(db, f"other{n}@acme.test")
-                one = add_listing(db, sellers[0], process="offer")
-                st, notes = burst(urls, other, [one] * threads)
-                checks.append((f"round {n + 1}: {threads} offers at once on one listing",
-                               st[201] == 1 and st[409] == threads - 1, f"{dict(st)}; {sorted(notes)}"))  # fmt: skip
+            with running(*apis):
+                urls = [a.url for a in apis]
+                for n in range(rounds):
+                    buyer = cluster.add_person(db, f"buyer{n}@acme.test")
+                    listings = [cluster.add_listing(db, sellers[i % 4], process="offer") for i in range(threads)]  # fmt: skip
+                    st, notes = burst(urls, buyer, listings)
+                    checks.append((f"round {n + 1}: {threads} offers at once on distinct listings",
+                                   st[201] == 3 and st[429] == threads - 3 and all(x.startswith("NEG-013 Retry-After=True") for x in notes),
+                                   f"{dict(st)}; {sorted(notes)}"))  # fmt: skip
+                    other = cluster.add_person(db, f"other{n}@acme.test")
+                    one = cluster.add_listing(db, sellers[0], process="offer")
+                    st, notes = burst(urls, other, [one] * threads)
+                    checks.append((f"round {n + 1}: {threads} offers at once on one listing",
+                                   st[201] == 1 and st[409] == threads - 1, f"{dict(st)}; {sorted(notes)}"))  # fmt: skip
         finally:
-            for a in apis:
-                a.stop()
             db.engine.dispose()
-    return report(f"rate limits under concurrency ({time.monotonic() - started:.0f} s)", checks)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=12)
-    args = ap.parse_args()
-    sys.exit(0 if run(args.rounds, args.threads) else 1)
+    return cluster.report(
+        f"rate limits under concurrency ({time.monotonic() - started:.0f} s)", checks
+    )
 
 
 if __name__ == "__main__":
-    main()
+    cluster.main(run, __doc__, rounds=3, threads=12)

@@ -1,11 +1,15 @@
 """Shared test setup.
 
-This file's presence puts tests/ on sys.path (pytest's default import mode), so every test
-can `import factories`: plain functions that build deals, actors and payloads (STYLE.md,
-convention 14). Fixtures shared by all suites go here; keep it small.
+tests/support/ holds the helpers every suite shares, imported by plain name (`import
+factories`, `from people import add_user`); pyproject's pytest `pythonpath` puts it on
+sys.path, and the project root too, for the `prove` scripts that tests/prove runs short.
+The app fixtures of the HTTP and web suites come from support/appfixtures.py. Keep this
+file small.
 """
 
 import os
+
+pytest_plugins = ["appfixtures"]
 
 # The fault, fuzz and security checks of `make prove` / `make prove-quick` (DEALROOM_PROVE=1)
 # start servers and databases of their own; the ordinary suite leaves them out.

@@ -16,18 +16,7 @@ from dealroom.clock import TestClock
 from dealroom.db.models import Deal, Event
 from dealroom.db.session import Database
 from dealroom.services.uow import session_scope
-from people import Person, add_user, make_listing
-
-
-@pytest.fixture
-def people(db: Database, clock: TestClock) -> dict[str, Person]:
-    now = clock.now()
-    return {
-        "buyer": add_user(db, now, "buyer@acme.example"),
-        "seller": add_user(db, now, "seller@parts.example"),
-        "other": add_user(db, now, "other@elsewhere.example"),
-        "operator": add_user(db, now, "ops@market.example", roles=("operator",)),
-    }
+from people import Person, make_listing
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ import jwt
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from conftest import T0
 from dealroom.clock import TestClock
 from dealroom.db.models import User
 from dealroom.db.session import Database
 from dealroom.security import issue_token
 from dealroom.services.uow import session_scope
+from factories import T0
 from people import PASSWORD, TEST_SECRET, add_user, make_listing, open_deal, table_counts
 
 

@@ -16,11 +16,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 
 from dealroom.app import create_app
-from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db.session import Database
 from dealroom.services.uow import session_scope
-from people import TEST_SECRET, Person, add_user, make_listing
+from people import TEST_SECRET, Person, make_listing
 
 ROLES = ("anonymous", "outsider", "seller", "operator", "buyer")
 MISSING = "00000000-0000-4000-8000-000000000000"
@@ -88,14 +87,9 @@ ROUTES = deal_routes()
 
 
 @pytest.fixture
-def people(db: Any, clock: TestClock) -> dict[str, Person]:
-    now = clock.now()
-    return {
-        "buyer": add_user(db, now, "buyer@acme.example"),
-        "seller": add_user(db, now, "seller@parts.example"),
-        "outsider": add_user(db, now, "outsider@elsewhere.example"),
-        "operator": add_user(db, now, "ops@market.example", roles=("operator",)),
-    }
+def people(people: dict[str, Person]) -> dict[str, Person]:
+    """The app fixtures' buyer, seller and operator, and their `other` user as the outsider."""
+    return {**people, "outsider": people["other"]}
 
 
 @pytest.fixture

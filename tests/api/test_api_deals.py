@@ -16,7 +16,15 @@ from sqlalchemy import event
 from dealroom.api.schemas import DealListItem, DealRead, MessageRead
 from dealroom.clock import TestClock
 from dealroom.db.session import Database
-from people import OFFER_FIELDS, OFFER_MESSAGE, Person, make_listing, open_deal, table_counts
+from people import (
+    OFFER_FIELDS,
+    OFFER_MESSAGE,
+    Person,
+    make_listing,
+    open_deal,
+    refusal_of,
+    table_counts,
+)
 
 
 def problem(r: Any, status: int, code: str) -> dict[str, Any]:
@@ -341,19 +349,6 @@ BAD_BODIES: list[tuple[str, Any, int, str]] = [
     ("wrong transition type", {"transition": 7}, 422, "NEG-016"),
     ("terms not an object", {"terms": "cheap"}, 422, "NEG-003"),
 ]
-
-
-def refusal_of(r: Any, status: int, code: str) -> str | None:
-    """What is wrong with the answer to a bad request, or None if it is the right refusal."""
-    if r.status_code != status:
-        return f"status {r.status_code}, not {status}: {r.text[:200]}"
-    if not r.headers["content-type"].startswith("application/problem+json"):
-        return f"content-type {r.headers['content-type']}"
-    if r.json().get("code") != code:
-        return f"code {r.json().get('code')}, not {code}"
-    if len(r.content) > 20_000:
-        return "the refusal echoes the huge input"
-    return None
 
 
 def test_bad_deal_input_is_refused_with_a_problem_and_writes_nothing(

@@ -6,34 +6,14 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from conftest import T0
 from dealroom.clock import TestClock
 from dealroom.db.session import Database
-from people import Person, add_user, make_listing
+from factories import T0
+from people import Person, add_user, make_listing, move, offer
 
 
-def offer(client: TestClient, who: Person, listing_id: str) -> dict[str, Any]:
-    r = client.post(
-        "/v1/deals",
-        json={
-            "listing_id": listing_id,
-            "transition": "make-offer",
-            "terms": {"unit_price": "45.00", "quantity": 100},
-            "message": "Opening offer",
-        },
-        headers=who.headers,
-    )
+def opened(r: Any) -> dict[str, Any]:
     assert r.status_code == 201, r.text
-    return dict(r.json())
-
-
-def move(client: TestClient, who: Person, deal: dict[str, Any], name: str) -> dict[str, Any]:
-    r = client.post(
-        f"/v1/deals/{deal['id']}/transitions",
-        json={"name": name, "expected_version": deal["version"]},
-        headers=who.headers,
-    )
-    assert r.status_code == 200, r.text
     return dict(r.json())
 
 
@@ -50,9 +30,9 @@ def scene(client: TestClient, db: Database, clock: TestClock) -> dict[str, Any]:
     omar = add_user(db, T0, "omar@globex.example")
     ops = add_user(db, T0, "ops@dealroom.example", roles=("operator",))
     listing = make_listing(client, nora)
-    d1 = offer(client, amal, listing["id"])
+    d1 = opened(offer(client, amal, listing["id"]))
     clock.advance(minutes=5)
-    d2 = offer(client, omar, listing["id"])
+    d2 = opened(offer(client, omar, listing["id"]))
     clock.advance(minutes=5)
     move(client, nora, d1, "accept")
     client.post(f"/v1/deals/{d2['id']}/messages", json={"body": "Can you ship by May?"},

@@ -9,12 +9,12 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from conftest import T0
 from dealroom.clock import TestClock
 from dealroom.db.models import Deal
 from dealroom.db.session import Database
 from dealroom.services.uow import session_scope
-from people import Person, add_user, make_listing
+from factories import T0
+from people import Person, add_user, make_listing, offer
 
 
 def seller(db: Database) -> Person:
@@ -23,19 +23,6 @@ def seller(db: Database) -> Person:
 
 def buyer(db: Database) -> Person:
     return add_user(db, T0, "amal@acme.example", organization="Acme Corp")
-
-
-def open_deal(client: TestClient, who: Person, listing_id: str) -> Any:
-    return client.post(
-        "/v1/deals",
-        json={
-            "listing_id": listing_id,
-            "transition": "make-offer",
-            "terms": {"unit_price": "45.00", "quantity": 100},
-            "message": "Opening offer",
-        },
-        headers=who.headers,
-    )
 
 
 # --- creating ---------------------------------------------------------------------------
@@ -306,7 +293,7 @@ def test_a_listing_shows_how_many_open_deals_it_has(client: TestClient, db: Data
     other = make_listing(client, nora, title="Other")
     for i in range(2):
         who = add_user(db, T0, f"buyer{i}@acme.example")
-        assert open_deal(client, who, listing["id"]).status_code == 201
+        assert offer(client, who, listing["id"]).status_code == 201
     assert client.get(f"/v1/listings/{listing['id']}").json()["offer_count"] == 2
     items = {i["id"]: i["offer_count"] for i in client.get("/v1/listings").json()["items"]}
     assert items == {listing["id"]: 2, other["id"]: 0}
@@ -405,7 +392,7 @@ def test_edits_never_touch_the_snapshot_of_an_open_deal(
 ) -> None:
     nora, amal = seller(db), buyer(db)
     listing = make_listing(client, nora, unit_price="50.00", title="Grade A laptops")
-    r = open_deal(client, amal, listing["id"])
+    r = offer(client, amal, listing["id"])
     assert r.status_code == 201, r.text
     deal = r.json()
     with session_scope(db) as s:
@@ -430,14 +417,14 @@ def test_closing_a_listing_stops_new_deals_but_not_open_ones(
 ) -> None:
     nora, amal = seller(db), buyer(db)
     listing = make_listing(client, nora)
-    deal = open_deal(client, amal, listing["id"]).json()
+    deal = offer(client, amal, listing["id"]).json()
     r = client.patch(
         f"/v1/listings/{listing['id']}", json={"status": "closed"}, headers=nora.headers
     )
     assert r.status_code == 200
     assert r.json()["status"] == "closed"
     late = add_user(db, T0, "late@acme.example")
-    refused = open_deal(client, late, listing["id"])
+    refused = offer(client, late, listing["id"])
     assert refused.status_code == 404
     # The open deal goes on.
     answer = client.post(

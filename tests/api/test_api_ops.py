@@ -8,12 +8,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from conftest import T0
 from dealroom.api.routes_ops import install_metrics
 from dealroom.app import create_app
 from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db.session import Database, make_engine
+from factories import T0
 from people import add_user, make_listing
 
 

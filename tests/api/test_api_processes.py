@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from conftest import T0
 from dealroom.api.schemas import ProcessCreate
 from dealroom.db.session import Database
+from factories import T0
 from people import Person, add_user, make_listing
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sharetribe"

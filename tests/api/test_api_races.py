@@ -4,7 +4,6 @@ and the hash chain still holds (rfq reference 8.2: first submitted wins)."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ from dealroom.db.models import Event, Order, QuoteVersion
 from dealroom.db.session import Database
 from dealroom.services.uow import session_scope
 from people import Person, add_user, make_listing
+from races import race
 
 pytestmark = [
     pytest.mark.postgres,
@@ -29,27 +29,6 @@ pytestmark = [
 ]
 
 THREADS = 16
-
-
-def race(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run every call in its own thread, released together by a barrier."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:  # surfaced by the assertions below
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a request hung"
-    return results
 
 
 @pytest.fixture

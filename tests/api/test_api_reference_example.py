@@ -21,16 +21,10 @@ from dealroom.db.models import Event
 from dealroom.db.session import Database
 from dealroom.security import issue_token
 from dealroom.services.uow import session_scope
-from people import TEST_SECRET, Person, add_user, make_listing
+from factories import REFERENCE_EVENTS
+from people import TEST_SECRET, Person, add_user, make_listing, move
 
-EXPECTED_TYPES = [
-    "RFQ_CREATED",
-    "QUOTE_SENT",
-    "COUNTER_SUBMITTED",
-    "QUOTE_REVISED",
-    "QUOTE_ACCEPTED",
-    "ORDER_CREATED",
-]
+EXPECTED_TYPES = list(REFERENCE_EVENTS)
 
 
 def for_a_week(person: Person, now: datetime) -> Person:
@@ -41,18 +35,6 @@ def for_a_week(person: Person, now: datetime) -> Person:
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 2, day, hour, minute, tzinfo=UTC)
-
-
-def move(
-    client: TestClient, who: Person, deal: dict[str, Any], name: str, **body: Any
-) -> dict[str, Any]:
-    r = client.post(
-        f"/v1/deals/{deal['id']}/transitions",
-        json={"name": name, "expected_version": deal["version"], **body},
-        headers=who.headers,
-    )
-    assert r.status_code == 200, r.text
-    return dict(r.json())
 
 
 @pytest.fixture

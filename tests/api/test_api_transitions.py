@@ -13,7 +13,15 @@ from fastapi.testclient import TestClient
 from dealroom.api.schemas import DealRead, QuoteDiff
 from dealroom.clock import TestClock
 from dealroom.db.session import Database
-from people import OFFER_FIELDS, OFFER_MESSAGE, Person, make_listing, open_deal, table_counts
+from people import (
+    OFFER_FIELDS,
+    OFFER_MESSAGE,
+    Person,
+    make_listing,
+    open_deal,
+    refusal_of,
+    table_counts,
+)
 
 
 def fire(
@@ -377,19 +385,6 @@ BAD_TRANSITIONS: list[tuple[str, Any, int, str]] = [
     ("unknown field", {"name": "accept", "when": "now"}, 422, "NEG-016"),
     ("long name", {"name": "a" * 101}, 422, "NEG-016"),
 ]
-
-
-def refusal_of(r: Any, status: int, code: str) -> str | None:
-    """What is wrong with the answer to a bad request, or None if it is the right refusal."""
-    if r.status_code != status:
-        return f"status {r.status_code}, not {status}: {r.text[:200]}"
-    if not r.headers["content-type"].startswith("application/problem+json"):
-        return f"content-type {r.headers['content-type']}"
-    if r.json().get("code") != code:
-        return f"code {r.json().get('code')}, not {code}"
-    if len(r.content) > 20_000:
-        return "the refusal echoes the huge input"
-    return None
 
 
 def test_refused_transitions_leave_the_deal_exactly_as_it_was(

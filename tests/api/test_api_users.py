@@ -7,12 +7,12 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from conftest import T0
 from dealroom.clock import TestClock
 from dealroom.db.models import User
 from dealroom.db.session import Database
 from dealroom.services.uow import session_scope
-from people import Person, add_user, make_listing
+from factories import T0
+from people import Person, add_user, make_listing, move
 
 NEW_USER = {
     "email": "Nora@Parts.example",
@@ -175,18 +175,6 @@ def _deal(client: TestClient, buyer: Person, listing: dict[str, Any]) -> dict[st
     return dict(r.json())
 
 
-def _move(
-    client: TestClient, who: Person, deal: dict[str, Any], name: str, **body: Any
-) -> dict[str, Any]:
-    r = client.post(
-        f"/v1/deals/{deal['id']}/transitions",
-        json={"name": name, "expected_version": deal["version"], **body},
-        headers=who.headers,
-    )
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
 def test_trust_profile_counts_closed_deals_and_answer_times(
     client: TestClient, db: Database, clock: TestClock
 ) -> None:
@@ -197,15 +185,15 @@ def test_trust_profile_counts_closed_deals_and_answer_times(
 
     won = _deal(client, buyer, listing)
     clock.advance(hours=1)
-    won = _move(client, seller, won, "send-quote", **quote)  # answered in 1 h
+    won = move(client, seller, won, "send-quote", **quote)  # answered in 1 h
     clock.advance(hours=2)
-    _move(client, buyer, won, "accept")  # an order: closed
+    move(client, buyer, won, "accept")  # an order: closed
 
     lost = _deal(client, buyer, listing)
     clock.advance(hours=3)
-    lost = _move(client, seller, lost, "send-quote", **quote)  # answered in 3 h
+    lost = move(client, seller, lost, "send-quote", **quote)  # answered in 3 h
     clock.advance(hours=1)
-    _move(client, buyer, lost, "reject", reason="Too expensive")  # ended without an order
+    move(client, buyer, lost, "reject", reason="Too expensive")  # ended without an order
 
     _deal(client, buyer, listing)  # still open: neither closed nor ended
 

@@ -3,32 +3,23 @@ once a day, each bell item in at most one digest, whatever the number of workers
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, update
-from test_email import (
-    SmtpServer,
-    body,
-    in_tx,
-    mail_config,
-    make_parties,
-    move,
-    request_quote,
-    running_smtp,
-)
 
-from dbsupport import PG_URL
 from dealroom.clock import TestClock
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.services import preferences
 from dealroom.services.uow import session_scope
 from dealroom.worker import run_once
+from inbox import SmtpServer, body, mail_config, running_smtp
 from people import add_user
+from races import side_by_side
+from servicedeals import in_tx, make_parties, move, request_quote
 
 #: 08:00 in Riyadh (UTC+3, no daylight saving) the day after T0 (2026-02-01 09:00 UTC).
 RIYADH_8AM = datetime(2026, 2, 2, 5, 0, tzinfo=UTC)
@@ -229,22 +220,7 @@ def test_two_workers_send_exactly_one_digest_per_user(
         request_quote(db, clock, buyer, second_listing(db, clock, seller, f"Part {i}"))
         sellers.append(seller)
     config = mail_config(smtp.url)
-    counts: list[int] = []
-    if PG_URL:
-        barrier = threading.Barrier(2)
-
-        def work() -> None:
-            barrier.wait(timeout=10)
-            counts.append(run_once(db, config, RIYADH_8AM).digests)
-
-        threads = [threading.Thread(target=work) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert not any(t.is_alive() for t in threads)
-    else:
-        counts += [run_once(db, config, RIYADH_8AM).digests for _ in range(2)]
+    counts = side_by_side(lambda: run_once(db, config, RIYADH_8AM).digests)
     assert sum(counts) == 12
     for seller in sellers:
         assert len(smtp.inbox.to(seller.email)) == 1, seller.email

@@ -3,9 +3,7 @@ SMTP server (aiosmtpd on 127.0.0.1), retried when the server is down, never sent
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from email import message_from_bytes, policy
@@ -14,92 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 import dealroom.processes as builtin_processes
-from dbsupport import PG_URL
 from dealroom.clock import TestClock
-from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.loader import load_file
 from dealroom.domain.state import Payload
 from dealroom.notify import email, render, transports
 from dealroom.services import deals
-from dealroom.services.uow import UnitOfWork, session_scope, transaction
+from dealroom.services.uow import session_scope
 from dealroom.worker import run_once
-from people import TEST_SECRET, add_user
+from inbox import BASE_URL, SmtpServer, body, mail_config, queued_emails, running_smtp
+from races import side_by_side
+from servicedeals import add_listing, in_tx, make_parties, move, request_quote
 
-BASE_URL = "https://deals.example.test"
 PROCESS_DIR = Path(builtin_processes.__file__).parent
-
-
-# --- a real SMTP server -------------------------------------------------------------------
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message; it refuses the addresses in `refuse`."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.refuse: set[str] = set()
-        self._lock = threading.Lock()
-
-    async def handle_RCPT(  # noqa: N802  (aiosmtpd's hook names)
-        self, server: Any, session: Any, envelope: Any, address: str, options: Any
-    ) -> str:
-        if address in self.refuse:
-            return "550 5.1.1 No such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        msg = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        with self._lock:
-            self.messages.append(msg)
-        return "250 Message accepted for delivery"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        with self._lock:
-            return [msg for msg in self.messages if address in str(msg["To"])]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.inbox = Inbox()
-        self._controller: Controller | None = None
-
-    def start(self) -> None:
-        self._controller = Controller(
-            self.inbox, hostname="127.0.0.1", port=self.port, ready_timeout=5
-        )
-        self._controller.start()
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-
-def running_smtp() -> Iterator[SmtpServer]:
-    """The body of an `smtp` fixture (each test module declares its own)."""
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -107,72 +36,12 @@ def smtp() -> Iterator[SmtpServer]:
     yield from running_smtp()
 
 
-def mail_config(smtp_url: str | None = None, **extra: Any) -> Config:
-    return Config(
-        database_url="unused", secret_key=TEST_SECRET, smtp_url=smtp_url, base_url=BASE_URL, **extra
-    )
-
-
 # --- deals made through the services, as the API makes them -------------------------------
-
-
-def in_tx(db: Database, clock: TestClock, fn: Callable[[UnitOfWork], Any]) -> Any:
-    with transaction(db, now=clock.now(), config=mail_config()) as uow:
-        return fn(uow)
-
-
-def make_parties(db: Database, clock: TestClock) -> tuple[m.User, m.User, str]:
-    """A buyer, a seller and the seller's rfq listing."""
-    buyer = add_user(db, clock.now(), "amal@acme.test", name="Amal Buyer", organization="Acme Corp")
-    seller = add_user(
-        db, clock.now(), "sami@parts.test", name="Sami Seller", organization="Parts Inc"
-    )
-    with session_scope(db) as s:
-        listing = m.Listing(
-            owner_id=seller.id, title="Industrial bearings <6204-2RS>", currency="SAR",
-            unit_price=Decimal("50.00"), quantity=1000, process="rfq",
-            created_at=clock.now(), updated_at=clock.now(),
-        )  # fmt: skip
-        s.add(listing)
-        s.flush()
-        return s.get(m.User, buyer.id), s.get(m.User, seller.id), listing.id  # type: ignore[return-value]
 
 
 @pytest.fixture
 def parties(db: Database, clock: TestClock) -> tuple[m.User, m.User, str]:
     return make_parties(db, clock)
-
-
-def request_quote(db: Database, clock: TestClock, buyer: m.User, listing: str) -> str:
-    result = in_tx(
-        db, clock,
-        lambda uow: deals.open_deal(uow, buyer, listing_id=listing, transition="request-quote",
-                                    payload=Payload(terms={"quantity": 1000}, message="Need them for Q2")),
-    )  # fmt: skip
-    return str(result.deal.id)
-
-
-def move(
-    db: Database, clock: TestClock, user: m.User, deal_id: str, name: str, **payload: Any
-) -> None:
-    def go(uow: UnitOfWork) -> None:
-        deal = uow.session.get(m.Deal, deal_id)
-        assert deal is not None
-        deals.fire_transition(uow, user, deal_id=deal_id, name=name,
-                              expected_version=deal.version, payload=Payload(**payload))  # fmt: skip
-
-    in_tx(db, clock, go)
-
-
-def queued_emails(db: Database) -> list[m.QueuedEmail]:
-    with db.session(write=False) as s:
-        return list(s.scalars(select(m.QueuedEmail).order_by(m.QueuedEmail.id)))
-
-
-def body(msg: EmailMessage, subtype: str) -> str:
-    part = msg.get_body(preferencelist=(subtype,))
-    assert part is not None, f"no text/{subtype} part"
-    return str(part.get_content())
 
 
 # --- templates ----------------------------------------------------------------------------
@@ -364,23 +233,7 @@ def test_two_workers_never_send_one_email_twice(
     for _ in range(count):
         request_quote(db, clock, buyer, listing)
     config = mail_config(smtp.url)
-    sent: list[int] = []
-
-    if PG_URL:  # two workers at once: SKIP LOCKED shares the queue between them
-        barrier = threading.Barrier(2)
-
-        def work() -> None:
-            barrier.wait(timeout=10)
-            sent.append(run_once(db, config, clock.now()).emails_sent)
-
-        threads = [threading.Thread(target=work) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert not any(t.is_alive() for t in threads)
-    else:  # SQLite has one writer at a time: the second worker finds nothing left
-        sent += [run_once(db, config, clock.now()).emails_sent for _ in range(2)]
+    sent = side_by_side(lambda: run_once(db, config, clock.now()).emails_sent)
 
     assert sum(sent) == count
     ids = [str(msg["Message-ID"]) for msg in smtp.inbox.messages]
@@ -437,13 +290,8 @@ def test_market_offers_and_counters_are_told_apart(
     db: Database, clock: TestClock, parties: tuple[m.User, m.User, str], smtp: SmtpServer
 ) -> None:
     buyer, seller, _ = parties
-    with session_scope(db) as s:
-        row = m.Listing(owner_id=seller.id, title="Pallet racking", currency="EUR",
-                        unit_price=Decimal("120.00"), quantity=40, process="market",
-                        created_at=clock.now(), updated_at=clock.now())  # fmt: skip
-        s.add(row)
-        s.flush()
-        listing = row.id
+    listing = add_listing(db, clock, seller.id, title="Pallet racking", currency="EUR",
+                          unit_price="120.00", quantity=40, process="market")  # fmt: skip
     opened = in_tx(
         db, clock,
         lambda uow: deals.open_deal(uow, buyer, listing_id=listing, transition="make-offer",

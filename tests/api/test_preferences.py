@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
-from test_email import make_parties, move, queued_emails, request_quote
 
 from dealroom.clock import TestClock
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.security import issue_token
 from dealroom.services.uow import session_scope
+from inbox import queued_emails
 from people import TEST_SECRET, Person, add_user
+from servicedeals import make_parties, move, request_quote
 
 
 @pytest.fixture

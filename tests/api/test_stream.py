@@ -9,19 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import func, select, text
 
 from dbsupport import PG_URL
@@ -37,130 +32,14 @@ from dealroom.realtime.hub import NOTIFY_LIMIT, Hub, RealtimeSettings
 from dealroom.security import issue_token
 from dealroom.services import audit, deals
 from dealroom.services.outbox import OutboxItem
-from dealroom.services.uow import UnitOfWork, session_scope, transaction
+from dealroom.services.uow import UnitOfWork, transaction
+from dealroom_harness.servers import ThreadedServer
 from people import TEST_SECRET, Person, add_user
+from servicedeals import add_listing
+from sse import deal_events, open_stream
 
 CONFIG = Config(database_url="unused", secret_key=TEST_SECRET)
 COUNTER_MESSAGE = "Volume discount expected for this quantity"
-FAST = RealtimeSettings(heartbeat_seconds=0.25, poll_seconds=0.3, send_timeout_seconds=5)
-
-
-# --- a live server ------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    app: FastAPI
-    url: str
-
-
-@pytest.fixture
-def server(app: FastAPI) -> Iterator[Server]:
-    app.state.broker.hub.settings = FAST
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield Server(app, f"http://127.0.0.1:{port}")
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not stop"
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=httpx.Timeout(5.0, read=3.0)) as c:
-        yield c
-
-
-# --- reading Server-Sent Events -----------------------------------------------------------
-
-
-@dataclass
-class Message:
-    event: str
-    id: str | None
-    data: Any
-
-
-class Stream:
-    """The messages of one open SSE response."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.response = response
-        self.lines = response.iter_lines()
-        self.heartbeats = 0
-        self.last_id: str | None = None
-
-    def next(self, timeout: float = 5.0) -> Message:
-        deadline = time.monotonic() + timeout
-        fields: dict[str, str] = {}
-        for line in self.lines:
-            if line.startswith(":"):
-                self.heartbeats += 1
-            elif line == "":
-                if fields:
-                    data = fields.get("data")
-                    msg = Message(fields.get("event", "message"), fields.get("id"),
-                                  json.loads(data) if data else None)  # fmt: skip
-                    if msg.id is not None:
-                        self.last_id = msg.id
-                    return msg
-            else:
-                name, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                fields[name] = fields[name] + "\n" + value if name in fields else value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no complete message within {timeout} s")
-        raise EOFError("the stream closed")
-
-    def until(self, done: Callable[[Message], bool], timeout: float = 10.0) -> list[Message]:
-        deadline = time.monotonic() + timeout
-        seen: list[Message] = []
-        while True:
-            msg = self.next(max(deadline - time.monotonic(), 0.01))
-            seen.append(msg)
-            if done(msg):
-                return seen
-
-    def quiet(self, seconds: float) -> list[Message]:
-        """Every message within `seconds` (heartbeats keep the reads short)."""
-        got: list[Message] = []
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                got.append(self.next(deadline - time.monotonic()))
-            except TimeoutError:
-                break
-        return got
-
-
-@contextmanager
-def open_stream(
-    http: httpx.Client, url: str, token: str, *, last_event_id: str | None = None
-) -> Iterator[Stream]:
-    headers = {"Authorization": f"Bearer {token}"}
-    if last_event_id is not None:
-        headers["Last-Event-ID"] = last_event_id
-    with http.stream("GET", url, headers=headers) as r:
-        assert r.status_code == 200, r.read()
-        assert r.headers["content-type"].startswith("text/event-stream")
-        yield Stream(r)
-
-
-def deal_events(msgs: list[Message]) -> list[Message]:
-    return [x for x in msgs if x.event == "deal-event"]
 
 
 # --- a deal room --------------------------------------------------------------------------
@@ -192,13 +71,7 @@ def user(db: Database, person: Person) -> m.User:
 
 def open_rfq(db: Database, clock: TestClock, buyer: Person, seller: Person) -> str:
     """A listing and an rfq deal where the seller has quoted 50.00 (the buyer's turn)."""
-    with session_scope(db) as s:
-        listing = m.Listing(owner_id=seller.id, title="Industrial bearings", currency="SAR",
-                            unit_price=Decimal("50.00"), quantity=1000, process="rfq",
-                            created_at=clock.now(), updated_at=clock.now())  # fmt: skip
-        s.add(listing)
-        s.flush()
-        listing_id = listing.id
+    listing_id = add_listing(db, clock, seller.id)
     result, _ = in_tx(db, clock, lambda uow: deals.open_deal(
         uow, user(db, buyer), listing_id=listing_id, transition="request-quote",
         payload=Payload(terms={"quantity": 1000}, message="Need for Q2")))  # fmt: skip
@@ -219,7 +92,7 @@ def room(db: Database, clock: TestClock) -> Room:
 
 
 def counter(
-    http: httpx.Client, server: Server, who: Person, deal_id: str, price: str
+    http: httpx.Client, server: ThreadedServer, who: Person, deal_id: str, price: str
 ) -> dict[str, Any]:
     deal = http.get(f"{server.url}/v1/deals/{deal_id}", headers=who.headers).json()
     r = http.post(
@@ -232,7 +105,7 @@ def counter(
     return dict(r.json())
 
 
-def say(http: httpx.Client, server: Server, who: Person, deal_id: str, body: str) -> None:
+def say(http: httpx.Client, server: ThreadedServer, who: Person, deal_id: str, body: str) -> None:
     r = http.post(
         f"{server.url}/v1/deals/{deal_id}/messages", json={"body": body}, headers=who.headers
     )
@@ -247,7 +120,7 @@ def last_seq(db: Database, deal_id: str) -> int:
 # --- the deal stream ----------------------------------------------------------------------
 
 
-def test_a_counter_offer_reaches_the_sellers_deal_stream(server: Server, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
+def test_a_counter_offer_reaches_the_sellers_deal_stream(server: ThreadedServer, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
     head = last_seq(db, room.deal_id)
     with open_stream(
         http, f"{server.url}/v1/deals/{room.deal_id}/stream", room.seller.token
@@ -273,7 +146,7 @@ def test_a_counter_offer_reaches_the_sellers_deal_stream(server: Server, http: h
                           "to_state", "payload", "created_at", "prev_hash", "hash"}  # fmt: skip
 
 
-def test_an_operator_may_watch_a_deal_and_an_outsider_gets_404(server: Server, http: httpx.Client, room: Room) -> None:  # fmt: skip
+def test_an_operator_may_watch_a_deal_and_an_outsider_gets_404(server: ThreadedServer, http: httpx.Client, room: Room) -> None:  # fmt: skip
     url = f"{server.url}/v1/deals/{room.deal_id}/stream"
     with open_stream(http, url, room.operator.token) as stream:
         assert stream.next().event == "ready"
@@ -290,7 +163,7 @@ def test_an_operator_may_watch_a_deal_and_an_outsider_gets_404(server: Server, h
         assert (bad.status_code, bad.json()["field"]) == (422, "Last-Event-ID")
 
 
-def test_resuming_with_last_event_id_misses_nothing_and_repeats_nothing(server: Server, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
+def test_resuming_with_last_event_id_misses_nothing_and_repeats_nothing(server: ThreadedServer, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
     url = f"{server.url}/v1/deals/{room.deal_id}/stream"
     with open_stream(http, url, room.seller.token) as stream:
         stream.next()  # ready
@@ -320,7 +193,7 @@ def test_resuming_with_last_event_id_misses_nothing_and_repeats_nothing(server: 
     assert [x.data["seq"] for x in seen] == [int(resume_from) - 1, int(resume_from)]
 
 
-def test_replay_and_live_meet_without_a_gap_or_a_repeat(server: Server, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
+def test_replay_and_live_meet_without_a_gap_or_a_repeat(server: ThreadedServer, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
     """Messages keep arriving while a client resumes from an early id: whatever is read from
     the database and whatever arrives live, each seq comes exactly once, in order."""
     start = last_seq(db, room.deal_id)
@@ -350,7 +223,7 @@ def test_replay_and_live_meet_without_a_gap_or_a_repeat(server: Server, http: ht
     assert [x.data["seq"] for x in got] == list(range(2, start + total + 1))
 
 
-def test_heartbeats_keep_an_idle_stream_open(server: Server, http: httpx.Client, room: Room) -> None:  # fmt: skip
+def test_heartbeats_keep_an_idle_stream_open(server: ThreadedServer, http: httpx.Client, room: Room) -> None:  # fmt: skip
     with open_stream(
         http, f"{server.url}/v1/deals/{room.deal_id}/stream", room.buyer.token
     ) as stream:
@@ -359,7 +232,7 @@ def test_heartbeats_keep_an_idle_stream_open(server: Server, http: httpx.Client,
         assert stream.heartbeats >= 2
 
 
-def test_the_stream_closes_cleanly_when_the_token_expires(server: Server, http: httpx.Client, room: Room, clock: TestClock) -> None:  # fmt: skip
+def test_the_stream_closes_cleanly_when_the_token_expires(server: ThreadedServer, http: httpx.Client, room: Room, clock: TestClock) -> None:  # fmt: skip
     token, _ = issue_token(TEST_SECRET, room.buyer.id, now=clock.now(), ttl_seconds=2)
     started = time.monotonic()
     with open_stream(http, f"{server.url}/v1/deals/{room.deal_id}/stream", token) as stream:
@@ -374,7 +247,7 @@ def test_the_stream_closes_cleanly_when_the_token_expires(server: Server, http: 
 # --- the caller's stream ------------------------------------------------------------------
 
 
-def test_my_stream_carries_my_deals_events_and_my_bell_and_marks_them_seen(server: Server, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
+def test_my_stream_carries_my_deals_events_and_my_bell_and_marks_them_seen(server: ThreadedServer, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
     with open_stream(http, f"{server.url}/v1/me/stream", room.seller.token) as stream:
         ready = stream.next()
         assert ready.event == "ready"
@@ -399,7 +272,7 @@ def test_my_stream_carries_my_deals_events_and_my_bell_and_marks_them_seen(serve
         assert [n.seen_live_at for n in others] == [None]
 
 
-def test_my_stream_resumes_from_its_cursor_with_events_and_notifications(server: Server, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
+def test_my_stream_resumes_from_its_cursor_with_events_and_notifications(server: ThreadedServer, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
     url = f"{server.url}/v1/me/stream"
     with open_stream(http, url, room.buyer.token) as stream:
         cursor = stream.next().id
@@ -424,7 +297,7 @@ def test_my_stream_resumes_from_its_cursor_with_events_and_notifications(server:
         assert bad.status_code == 422
 
 
-def test_an_operators_stream_sees_every_deal(server: Server, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
+def test_an_operators_stream_sees_every_deal(server: ThreadedServer, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
     other = open_rfq(db, server.app.state.clock, room.seller, room.outsider)
     with open_stream(http, f"{server.url}/v1/me/stream", room.operator.token) as stream:
         stream.next()
@@ -434,7 +307,7 @@ def test_an_operators_stream_sees_every_deal(server: Server, http: httpx.Client,
     assert [x.data["payload"]["body"] for x in got] == ["one", "two"]
 
 
-def test_marking_read_elsewhere_updates_the_unread_count_on_my_stream(server: Server, http: httpx.Client, room: Room) -> None:  # fmt: skip
+def test_marking_read_elsewhere_updates_the_unread_count_on_my_stream(server: ThreadedServer, http: httpx.Client, room: Room) -> None:  # fmt: skip
     with open_stream(http, f"{server.url}/v1/me/stream", room.buyer.token) as stream:
         stream.next()
         r = http.post(
@@ -449,7 +322,7 @@ def test_marking_read_elsewhere_updates_the_unread_count_on_my_stream(server: Se
 # --- ordering: the feed never skips ---------------------------------------------------------
 
 
-def test_events_announced_out_of_order_reach_streams_in_feed_order(server: Server, http: httpx.Client, room: Room, db: Database, clock: TestClock) -> None:  # fmt: skip
+def test_events_announced_out_of_order_reach_streams_in_feed_order(server: ThreadedServer, http: httpx.Client, room: Room, db: Database, clock: TestClock) -> None:  # fmt: skip
     """Two commits whose announcements race: the later one arrives first. The hub reads
     the earlier one from the database and hands both on in feed order, once each."""
     seller = user(db, room.seller)
@@ -469,7 +342,7 @@ def test_events_announced_out_of_order_reach_streams_in_feed_order(server: Serve
     assert got[1].data["feed_seq"] == got[0].data["feed_seq"] + 1
 
 
-def test_a_commit_never_announced_still_arrives_by_the_tail(server: Server, http: httpx.Client, room: Room, db: Database, clock: TestClock) -> None:  # fmt: skip
+def test_a_commit_never_announced_still_arrives_by_the_tail(server: ThreadedServer, http: httpx.Client, room: Room, db: Database, clock: TestClock) -> None:  # fmt: skip
     """Another process on the same database (a worker, say) commits without telling us."""
     buyer = user(db, room.buyer)
     with open_stream(
@@ -485,7 +358,7 @@ def test_a_commit_never_announced_still_arrives_by_the_tail(server: Server, http
     assert got[0].data["payload"]["body"] == "quietly"
 
 
-def test_interleaved_commits_never_let_a_resumed_reader_skip_an_event(server: Server, http: httpx.Client, room: Room, db: Database, clock: TestClock) -> None:  # fmt: skip
+def test_interleaved_commits_never_let_a_resumed_reader_skip_an_event(server: ThreadedServer, http: httpx.Client, room: Room, db: Database, clock: TestClock) -> None:  # fmt: skip
     """T1 writes an event and is half-way through its commit: its event is numbered, not yet
     visible. T2 writes an event on another deal and commits. The feed lock makes T2 wait
     for T1, so T2's position is after T1's: a reader never sees T2's event while T1's (with
@@ -579,7 +452,7 @@ def test_an_open_transaction_does_not_hold_up_the_feed(room: Room, db: Database,
     assert [tuple(r) for r in rows] == [(t2_seq, "T2"), (t1_seq, "T1")]
 
 
-def test_long_replays_come_in_pages_without_a_gap_or_a_repeat(server: Server, http: httpx.Client, room: Room, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_long_replays_come_in_pages_without_a_gap_or_a_repeat(server: ThreadedServer, http: httpx.Client, room: Room, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.setattr(routes_stream, "READ_BATCH", 3)
     monkeypatch.setattr(realtime, "READ_BATCH", 3)
     deal_url, my_url = f"{server.url}/v1/deals/{room.deal_id}/stream", f"{server.url}/v1/me/stream"
@@ -618,7 +491,7 @@ def test_long_replays_come_in_pages_without_a_gap_or_a_repeat(server: Server, ht
 @pytest.mark.skipif(
     not PG_URL, reason="LISTEN/NOTIFY needs PostgreSQL: set DEALROOM_TEST_DATABASE_URL"
 )
-def test_the_listener_reconnects_and_the_streams_miss_nothing(server: Server, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
+def test_the_listener_reconnects_and_the_streams_miss_nothing(server: ThreadedServer, http: httpx.Client, room: Room, db: Database) -> None:  # fmt: skip
     broker = server.app.state.broker
     with open_stream(
         http, f"{server.url}/v1/deals/{room.deal_id}/stream", room.seller.token

@@ -20,8 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-from test_email import mail_config
-from test_stream import Server, http, open_stream, server
 from test_webhooks import Receiver
 
 from dealroom.clock import TestClock
@@ -29,11 +27,10 @@ from dealroom.db.models import Event
 from dealroom.db.session import Database
 from dealroom.services import audit
 from dealroom.worker import run_once
+from dealroom_harness.servers import ThreadedServer
+from inbox import mail_config
 from people import OFFER_FIELDS, OFFER_MESSAGE, PASSWORD, Person, add_user
-
-#: A live server and its client, from test_stream: pytest finds fixtures by the names a
-#: test module holds.
-LIVE = (server, http)
+from sse import open_stream
 
 #: The one form, spelled out here rather than taken from the code under test.
 UTC_MICROS_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
@@ -62,7 +59,7 @@ def timestamps(value: Any, path: str = "$") -> Iterator[tuple[str, str, Any]]:
 class Walk:
     """A client of the live server that keeps every answer it gets."""
 
-    def __init__(self, http: httpx.Client, server: Server) -> None:
+    def __init__(self, http: httpx.Client, server: ThreadedServer) -> None:
         self.http = http
         self.url = server.url
         self.answers: list[tuple[str, Any]] = []
@@ -104,7 +101,7 @@ def receiver(clock: TestClock) -> Iterator[Receiver]:
 
 
 def test_every_timestamp_in_every_answer_is_utc_with_microseconds_and_a_z(
-    server: Server, http: httpx.Client, db: Database, clock: TestClock, receiver: Receiver
+    server: ThreadedServer, http: httpx.Client, db: Database, clock: TestClock, receiver: Receiver
 ) -> None:
     buyer = add_user(db, clock.now(), "buyer@acme.test", organization="Acme Corp")
     seller = add_user(db, clock.now(), "seller@parts.test", organization="Parts Inc")
@@ -214,7 +211,9 @@ def test_every_timestamp_in_every_answer_is_utc_with_microseconds_and_a_z(
     assert "873456" in fractions  # the counter-offer, 09:05:00.25 + 61.5 s + 3599.123456 s
 
 
-def test_the_openapi_document_shows_the_timestamp_form(server: Server, http: httpx.Client) -> None:
+def test_the_openapi_document_shows_the_timestamp_form(
+    server: ThreadedServer, http: httpx.Client
+) -> None:
     doc = http.get(f"{server.url}/openapi.json").json()
     created = doc["components"]["schemas"]["DealRead"]["properties"]["created_at"]
     assert created["format"] == "date-time"

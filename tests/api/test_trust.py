@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from test_worker_rules import QUOTE, Room, user
 
 from dealroom.clock import TestClock
 from dealroom.db import models as m
@@ -17,6 +16,7 @@ from dealroom.domain.errors import NotFound
 from dealroom.processes import builtin_text
 from dealroom.services import deals, processes, trust
 from dealroom.services.uow import session_scope
+from servicedeals import QUOTE, Room, user_row
 
 H = 3600
 D = 24 * H
@@ -24,8 +24,8 @@ D = 24 * H
 
 @pytest.fixture
 def room(db: Database, clock: TestClock) -> Room:
-    buyer = user(db, clock, "amal@acme.test", age_days=365)
-    seller = user(db, clock, "nora@parts.test", age_days=30, kyc_verified=False)
+    buyer = user_row(db, clock, "amal@acme.test", age_days=365)
+    seller = user_row(db, clock, "nora@parts.test", age_days=30, kyc_verified=False)
     return Room(db, clock, buyer, seller)
 
 
@@ -200,7 +200,7 @@ def test_a_deal_shows_the_trust_profiles_of_both_parties(room: Room) -> None:
 
 
 def test_a_new_user_has_an_empty_record(db: Database, clock: TestClock) -> None:
-    newcomer = user(db, clock, "new@acme.test", age_days=0)
+    newcomer = user_row(db, clock, "new@acme.test", age_days=0)
     with db.session(write=False) as s:
         assert trust.trust_profile(s, newcomer.id, clock.now()) == {
             "user_id": newcomer.id,

@@ -17,15 +17,16 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from test_email import mail_config, make_parties, move, request_quote
 
-from dbsupport import PG_URL
 from dealroom.clock import TestClock
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.security import issue_token
 from dealroom.worker import run_once
+from inbox import mail_config
 from people import TEST_SECRET, Person, add_user
+from races import side_by_side
+from servicedeals import make_parties, negotiate, request_quote
 
 
 @pytest.fixture
@@ -138,25 +139,6 @@ def deliveries(
     r = client.get(f"/v1/webhooks/{hook_id}/deliveries", params=params, headers=admin.headers)
     assert r.status_code == 200, r.text
     return list(r.json()["items"])
-
-
-def negotiate(db: Database, clock: TestClock, buyer: m.User, seller: m.User, listing: str) -> str:
-    deal_id = request_quote(db, clock, buyer, listing)
-    clock.advance(minutes=5)
-    move(
-        db, clock, seller, deal_id, "send-quote", terms={"unit_price": "50.00", "lead_time_days": 7}
-    )
-    clock.advance(minutes=5)
-    move(
-        db,
-        clock,
-        buyer,
-        deal_id,
-        "counter",
-        terms={"unit_price": "45.00"},
-        message="Volume discount",
-    )
-    return deal_id
 
 
 # --- managing endpoints -------------------------------------------------------------------
@@ -382,22 +364,7 @@ def test_two_workers_deliver_each_event_once(
     count = 20
     for _ in range(count):
         request_quote(db, clock, buyer, listing)
-    delivered: list[int] = []
-    if PG_URL:
-        barrier = threading.Barrier(2)
-
-        def work() -> None:
-            barrier.wait(timeout=10)
-            delivered.append(run_once(db, mail_config(), clock.now()).webhooks_delivered)
-
-        threads = [threading.Thread(target=work) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert not any(t.is_alive() for t in threads)
-    else:
-        delivered += [run_once(db, mail_config(), clock.now()).webhooks_delivered for _ in range(2)]
+    delivered = side_by_side(lambda: run_once(db, mail_config(), clock.now()).webhooks_delivered)
     assert sum(delivered) == count
     got = receiver.delivered()
     assert len(got) == count

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from dbsupport import PG_URL
 from dealroom.clock import TestClock
@@ -25,147 +22,27 @@ from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.errors import DealroomError, InvalidRequest
-from dealroom.domain.state import Payload
 from dealroom.domain.timestamps import iso
-from dealroom.services import audit, deals, views
+from dealroom.services import deals, views
 from dealroom.services.processes import get_process
-from dealroom.services.uow import UnitOfWork, session_scope, transaction
+from dealroom.services.uow import UnitOfWork, session_scope
 from dealroom.worker import PassResult, run_once
-from people import TEST_SECRET, add_user
+from people import TEST_SECRET
+from servicedeals import CONFIG, QUOTE, Room, user_row
 
-CONFIG = Config(database_url="unused", secret_key=TEST_SECRET)
 OFFER_MESSAGE = (
     "We would like to buy at this price; financing is arranged and we can close in 30 days."
 )
 OFFER_FIELDS = {"buyer_role": "company", "timeline": "30days", "financing": "cash"}
-QUOTE = {"unit_price": "50.00", "lead_time_days": 7}
 H = timedelta(hours=1)
 D = timedelta(days=1)
 
 
-# --- building deals through the services ------------------------------------------------
-
-
-@dataclass
-class Room:
-    """A buyer, a seller and the database, with a clock the test moves."""
-
-    db: Database
-    clock: TestClock
-    buyer: m.User
-    seller: m.User
-    config: Config = CONFIG
-
-    def tx(self, fn: Callable[[UnitOfWork], Any]) -> Any:
-        with transaction(self.db, now=self.clock.now(), config=self.config) as uow:
-            return fn(uow)
-
-    def listing(self, process: str, **fields: Any) -> str:
-        with session_scope(self.db) as s:
-            row = m.Listing(
-                owner_id=self.seller.id,
-                title=fields.pop("title", "Industrial bearings"),
-                currency="SAR",
-                unit_price=Decimal(fields.pop("unit_price", "50.00")),
-                quantity=fields.pop("quantity", 1000),
-                process=process,
-                created_at=self.clock.now(),
-                updated_at=self.clock.now(),
-                **fields,
-            )
-            s.add(row)
-            s.flush()
-            return row.id
-
-    def open(self, listing_id: str, transition: str, **payload: Any) -> str:
-        result = self.tx(
-            lambda uow: deals.open_deal(uow, self.buyer, listing_id=listing_id,
-                                        transition=transition, payload=Payload(**payload))
-        )  # fmt: skip
-        return str(result.deal.id)
-
-    def move(self, who: m.User, deal_id: str, name: str, **payload: Any) -> None:
-        def go(uow: UnitOfWork) -> None:
-            deal = uow.session.get(m.Deal, deal_id)
-            assert deal is not None
-            deals.fire_transition(uow, who, deal_id=deal_id, name=name,
-                                  expected_version=deal.version, payload=Payload(**payload))  # fmt: skip
-
-        self.tx(go)
-
-    def fire(self, at: datetime) -> PassResult:
-        return run_once(self.db, self.config, at)
-
-    # -- reading back --
-
-    def deal(self, deal_id: str) -> m.Deal:
-        with self.db.session(write=False) as s:
-            deal = s.get(m.Deal, deal_id)
-            assert deal is not None
-            return deal
-
-    def events(self, deal_id: str) -> list[m.Event]:
-        with self.db.session(write=False) as s:
-            return list(audit.deal_events(s, deal_id))
-
-    def pending(self, deal_id: str) -> list[tuple[str, str | None, datetime]]:
-        """(name, rule, due) of the deal's pending timers, soonest first."""
-        with self.db.session(write=False) as s:
-            return [(t.name, t.rule, t.due_at) for t in views.pending_timers(s, deal_id)]
-
-    def due(self, deal_id: str, name_or_rule: str) -> datetime:
-        return next(d for n, r, d in self.pending(deal_id) if name_or_rule in (n, r))
-
-    def bell(self, deal_id: str, name: str) -> set[str]:
-        with self.db.session(write=False) as s:
-            rows = s.scalars(
-                select(m.Notification.user_id).where(
-                    m.Notification.deal_id == deal_id, m.Notification.name == name
-                )
-            )
-            return set(rows)
-
-    def expect_expiry(
-        self,
-        deal_id: str,
-        *,
-        at: datetime,
-        event: str,
-        rule: str | None,
-        state: str,
-        final: bool = True,
-    ) -> m.Event:
-        """Nothing fires a second before `at`; at `at` the deal moves and says why; a deal
-        that reached a final state has nothing left pending."""
-        before = self.deal(deal_id).state
-        self.fire(at - timedelta(seconds=1))
-        assert self.deal(deal_id).state == before, "fired early"
-        assert self.fire(at).fired >= 1
-        deal = self.deal(deal_id)
-        assert deal.state == state
-        last = next(e for e in reversed(self.events(deal_id)) if e.type == event)
-        assert (last.actor_type, last.actor_id, last.to_state) == ("system", None, state)
-        assert last.created_at == at
-        if rule is not None:
-            assert last.payload["rule"] == rule
-        if final:
-            assert self.pending(deal_id) == []
-        with self.db.session(write=False) as s:
-            assert audit.verify_deal(s, deal).valid
-        return last
-
-
-def user(db: Database, clock: TestClock, email: str, **kw: Any) -> m.User:
-    person = add_user(db, clock.now(), email, **kw)
-    with db.session(write=False) as s:
-        row = s.get(m.User, person.id)
-        assert row is not None
-        return row
-
-
 @pytest.fixture
 def room(db: Database, clock: TestClock) -> Room:
-    return Room(db, clock, user(db, clock, "buyer@acme.test"), user(db, clock, "seller@parts.test"))
+    return Room(
+        db, clock, user_row(db, clock, "buyer@acme.test"), user_row(db, clock, "seller@parts.test")
+    )
 
 
 def rfq_deal(room: Room, **listing: Any) -> str:

@@ -2,74 +2,24 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import timedelta
-from decimal import Decimal
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from dbsupport import PG_URL
 from dealroom.clock import TestClock
-from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.domain.state import Payload
-from dealroom.services import audit, deals
-from dealroom.services.uow import UnitOfWork, session_scope, transaction
+from dealroom.services import audit
 from dealroom.worker import run_once
-from people import TEST_SECRET, add_user
-
-CONFIG = Config(database_url="unused", secret_key=TEST_SECRET)
-
-
-def in_tx(db: Database, clock: TestClock, fn: Callable[[UnitOfWork], Any]) -> Any:
-    with transaction(db, now=clock.now(), config=CONFIG) as uow:
-        return fn(uow)
-
-
-def listing_for(db: Database, clock: TestClock, owner_id: str) -> str:
-    with session_scope(db) as s:
-        row = m.Listing(
-            owner_id=owner_id, title="Industrial bearings", currency="SAR",
-            unit_price=Decimal("50.00"), quantity=1000, process="rfq",
-            created_at=clock.now(), updated_at=clock.now(),
-        )  # fmt: skip
-        s.add(row)
-        s.flush()
-        return row.id
+from races import race
+from servicedeals import CONFIG, make_parties, move, request_quote
 
 
 @pytest.fixture
 def parties(db: Database, clock: TestClock) -> tuple[m.User, m.User, str]:
-    buyer = add_user(db, clock.now(), "buyer@acme.test")
-    seller = add_user(db, clock.now(), "seller@parts.test")
-    listing = listing_for(db, clock, seller.id)
-    with session_scope(db) as s:
-        return s.get(m.User, buyer.id), s.get(m.User, seller.id), listing  # type: ignore[return-value]
-
-
-def request_quote(db: Database, clock: TestClock, buyer: m.User, listing: str) -> str:
-    result = in_tx(
-        db, clock,
-        lambda uow: deals.open_deal(uow, buyer, listing_id=listing, transition="request-quote",
-                                    payload=Payload(terms={"quantity": 1000}, message="Need for Q2")),
-    )  # fmt: skip
-    return str(result.deal.id)
-
-
-def move(
-    db: Database, clock: TestClock, user: m.User, deal_id: str, name: str, **payload: Any
-) -> None:
-    def go(uow: UnitOfWork) -> None:
-        deal = uow.session.get(m.Deal, deal_id)
-        assert deal is not None
-        deals.fire_transition(uow, user, deal_id=deal_id, name=name,
-                              expected_version=deal.version, payload=Payload(**payload))  # fmt: skip
-
-    in_tx(db, clock, go)
+    return make_parties(db, clock)
 
 
 def deal_row(db: Database, deal_id: str) -> m.Deal:
@@ -187,21 +137,12 @@ def test_four_workers_fire_every_due_timer_exactly_once(
     count = 120
     deal_ids = {request_quote(db, clock, buyer, listing) for _ in range(count)}
     when = clock.now() + timedelta(hours=49)
-    barrier = threading.Barrier(4)
-    fired: list[int] = []
 
-    def work() -> None:
-        barrier.wait()
-        total = 0
-        for _ in range(3):  # a deal busy in another worker is retried on the next pass
-            total += run_once(db, CONFIG, when).fired
-        fired.append(total)
+    def work() -> int:
+        # A deal busy in another worker is retried on the next pass.
+        return sum(run_once(db, CONFIG, when).fired for _ in range(3))
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    fired = race([work] * 4)
     assert sum(fired) == count
     with db.session(write=False) as s:
         timeouts = s.execute(

@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from dealroom.db.migrate import upgrade
+from dealroom.db.session import Database, make_engine
+from dealroom_harness.databases import drop_database
 from livesite import (
     CATALOGUE,
     CHROMIUM,
@@ -28,12 +32,8 @@ from livesite import (
     add_account,
     add_listing,
     database_url,
-    drop_database,
     start_server,
 )
-
-from dealroom.db.migrate import upgrade
-from dealroom.db.session import Database, make_engine
 
 HERE = Path(__file__).parent
 
@@ -52,15 +52,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    url, pg_name = database_url(tmp_path_factory.mktemp("e2e"))
+    url, on_postgresql = database_url(tmp_path_factory.mktemp("e2e"))
     engine = make_engine(url)
     upgrade(engine)
     live = start_server(Database(engine))
     yield live
     live.stop()
     engine.dispose()
-    if pg_name is not None:
-        drop_database(pg_name)
+    if on_postgresql:
+        drop_database(url)
 
 
 @pytest.fixture(scope="session")

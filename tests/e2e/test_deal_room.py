@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from livesite import Cast, LiveServer, add_listing, sign_in, start_server
 from playwright.sync_api import expect
+
+from livesite import Cast, LiveServer, add_listing, sign_in, start_server
 
 
 def make_offer(page: Any, listing_id: str, *, price: str, quantity: str, message: str) -> str:

@@ -24,8 +24,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-
 from dbsupport import PG_URL, drop_database, fresh_database
 from dealroom.config import Config
 from dealroom.db import models as m

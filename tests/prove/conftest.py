@@ -4,16 +4,10 @@ database (or PostgreSQL with DEALROOM_TEST_DATABASE_URL), people with tokens, a 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-# `prove` (the scripts) lives at the project root.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-
 from proveworld import World
 
 from dbsupport import drop_database, empty_tables, fresh_database

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
 from dealroom.app import create_app
 from dealroom.clock import TestClock

@@ -127,14 +127,16 @@ def import_process(body: ProcessCreate, uow: UoW, user: CurrentUser) -> Response
     """Store a process as the next version of its name: dealroom's TOML, or a Sharetribe
     `process.edn` (format :v3) converted on the way in. Running servers use it at once."""
     require_staff(user)
-    text = body.definition
     try:
-        if body.format == "edn":
-            from dealroom.processes.sharetribe import parse_edn, to_toml
-
-            mapping = parse_edn(text, "process.edn", name=body.name)
-            text = to_toml(mapping, header="Imported from a Sharetribe process.edn.")
-        stored = processes.store_process(uow.session, text, source_format=body.format, now=uow.now)
+        stored = processes.import_process(
+            uow.session,
+            body.definition,
+            source_format=body.format,
+            now=uow.now,
+            name=body.name,
+            source="process.edn",
+            header="Imported from a Sharetribe process.edn.",
+        )
     except ProcessError as exc:
         raise _refused(exc) from None
     except ValueError as exc:  # a form the EDN converter does not know

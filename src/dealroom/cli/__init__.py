@@ -1,11 +1,14 @@
-"""The `dealroom` command line."""
+"""The `dealroom` command line: one module per command group."""
 
 from __future__ import annotations
 
 import typer
 
+from dealroom.cli import audit as cli_audit
+from dealroom.cli import db as cli_db
 from dealroom.cli import process as cli_process
 from dealroom.cli import server as cli_server
+from dealroom.cli import users as cli_users
 from dealroom.cli import worker as cli_worker
 
 app = typer.Typer(
@@ -15,6 +18,9 @@ app = typer.Typer(
 app.add_typer(cli_process.app, name="process")
 cli_worker.register(app)
 cli_server.register(app)
+app.add_typer(cli_db.app, name="db")
+app.add_typer(cli_users.app, name="users")
+app.add_typer(cli_audit.app, name="audit")
 
 
 @app.callback()

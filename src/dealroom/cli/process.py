@@ -1,18 +1,14 @@
 """`dealroom process …`: list, show, check, draw and import process definitions.
 
 Built-in processes ship with the package; imported ones are stored in the database
-(`DEALROOM_DATABASE_URL`, table `processes`) through the same service the API uses, so a
-running server uses an import at once. Each import of a name stores its next version;
-deals keep the version they started with. `resolve_process(name)` looks a name up among
-the built-ins first, so a built-in name can never be shadowed.
+(`DEALROOM_DATABASE_URL`, table `processes`) by the importer the API uses
+(`services.processes`), so a running server uses an import at once. Each import of a name
+stores its next version; deals keep the version they started with.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -21,164 +17,57 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from dealroom.cli.common import DatabaseUnusable, database_if_any, fail, open_database, out
 from dealroom.config import from_env
-from dealroom.db.migrate import current_revision, head_revision, upgrade
-from dealroom.db.models import StoredProcess
-from dealroom.db.session import Database, make_engine
-from dealroom.domain.errors import Duplicate, NotFound, ProcessError, ProcessProblem
-from dealroom.domain.loader import NAME_RE, from_mapping, load_text
+from dealroom.domain.errors import Duplicate, ProcessError, ProcessProblem
+from dealroom.domain.loader import NAME_RE
 from dealroom.domain.model import Process, Transition
 from dealroom.domain.settings import Settings
 from dealroom.domain.timeexpr import Period
-from dealroom.processes import BUILTIN, builtin
+from dealroom.processes import BUILTIN
 from dealroom.processes.graph import mermaid
-from dealroom.services import processes as stored
+from dealroom.services import processes
+from dealroom.services.processes import UnknownProcessError
 from dealroom.services.uow import session_scope
 
 FILE_SUFFIXES = (".toml", ".edn")
 
 
-class UnknownProcessError(LookupError):
-    """No built-in or imported process has this name (or this version)."""
-
-    def __init__(self, name: str, known: list[str], *, detail: str | None = None) -> None:
-        super().__init__(name)
-        self.name = name
-        self.known = known
-        self.detail = detail
-
-    def __str__(self) -> str:
-        if self.detail:
-            return self.detail
-        known = ", ".join(self.known) or "none"
-        return f"There is no process named '{self.name}'. Known processes: {known}."
-
-
-class DatabaseUnusable(RuntimeError):
-    """The configured database cannot be used: unreachable, or not migrated."""
-
-
-# --- the database ----------------------------------------------------------------------------
-
-
-def _safe_url(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
-
-
-def _sqlite_file_missing(engine: Engine) -> bool:
-    name = engine.url.database
-    return bool(name) and name != ":memory:" and not Path(str(name)).exists()
-
-
-@contextmanager
-def open_database(*, create: bool) -> Iterator[Database | None]:
-    """The database of `DEALROOM_DATABASE_URL`, read now (not the cached configuration).
-
-    SQLite is migrated to the head revision first, as `dealroom serve` does; PostgreSQL must
-    already be there (`dealroom db upgrade`). Without `create`, a SQLite file that does not
-    exist yet is left alone and None is yielded: there is nothing imported to read.
-    """
-    engine = make_engine(from_env().database_url)
-    try:
-        if engine.dialect.name == "sqlite":
-            if not create and _sqlite_file_missing(engine):
-                yield None
-                return
-            upgrade(engine)
-        else:
-            current, head = current_revision(engine), head_revision()
-            if current != head:
-                raise DatabaseUnusable(
-                    f"The database at {_safe_url(engine)} is at revision {current or 'none'}, "
-                    f"not {head}: run `dealroom db upgrade` first."
-                )
-        yield Database(engine)
-    except (OperationalError, ProgrammingError) as exc:
-        raise DatabaseUnusable(
-            f"The database at {_safe_url(engine)} is unavailable: {exc.orig}"
-        ) from exc
-    finally:
-        engine.dispose()
-
-
-def _stored_names(session: Session) -> list[str]:
-    rows = session.execute(select(StoredProcess.name).distinct().order_by(StoredProcess.name))
-    return [n for n in rows.scalars() if n not in BUILTIN]
-
-
 # --- finding processes ---------------------------------------------------------------------
 
 
-def _builtin(name: str) -> Process:
-    try:
-        return builtin(name)
-    except (FileNotFoundError, OSError) as exc:
-        where = f"dealroom/processes/{name}.toml"
-        raise ProcessError(where, [ProcessProblem("file", "missing from the package")]) from exc
+@contextmanager
+def _imported() -> Iterator[Session | None]:
+    """A read-only session on the database of `DEALROOM_DATABASE_URL` (read now, not the
+    cached configuration), or None when its SQLite file does not exist yet: nothing was
+    imported, and looking must not create it."""
+    with database_if_any(from_env().database_url) as database:
+        if database is None:
+            yield None
+            return
+        with session_scope(database, write=False) as session:
+            yield session
 
 
 def resolve_process(name: str, version: int | None = None) -> Process:
     """A process by name: the built-in one first, then the one imported into the database
     (its latest version, or `version`)."""
-    if name in BUILTIN:
-        process = _builtin(name)
-        if version in (None, process.version):
-            return process
-        detail = f"The built-in process '{name}' has only version {process.version}."
-        raise UnknownProcessError(name, list(BUILTIN), detail=detail)
-    with open_database(create=False) as database:
-        if database is None:
-            raise UnknownProcessError(name, list(BUILTIN))
-        with session_scope(database, write=False) as session:
-            try:
-                return stored.get_process(session, name, version)
-            except NotFound as exc:
-                known = [*BUILTIN, *_stored_names(session)]
-                why = None if version is None else exc.detail
-                raise UnknownProcessError(name, known, detail=why) from None
+    if name in BUILTIN:  # found without opening, let alone creating, a database
+        return processes.find_process(None, name, version)
+    with _imported() as session:
+        return processes.find_process(session, name, version)
 
 
 def source_kind(name: str) -> str:
     return "built-in" if name in BUILTIN else "imported"
-
-
-def load_process_file(path: Path, *, name: str | None = None) -> Process:
-    """Load a `.toml` process in dealroom's format or a Sharetribe `.edn`, checked.
-
-    With `name`, the process is renamed (an import under a new name).
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProcessError(str(path), [ProcessProblem("file", exc.strerror or str(exc))]) from exc
-    if path.suffix.lower() == ".edn":
-        from dealroom.processes.sharetribe import import_edn
-
-        try:
-            return import_edn(text, name=name, source=str(path))
-        except ProcessError:
-            raise
-        except ValueError as exc:  # anything the converter did not put into words
-            raise ProcessError(str(path), [ProcessProblem("edn", str(exc))]) from exc
-    if name is None:
-        return load_text(text, source=str(path))
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProcessError(str(path), [ProcessProblem("syntax", str(exc))]) from exc
-    if isinstance(raw.get("process"), dict):
-        raw["process"]["name"] = name
-    return from_mapping(raw, source=str(path), text=text)
 
 
 def is_file_target(target: str) -> bool:
@@ -194,78 +83,33 @@ def load_target(target: str, version: int | None = None) -> Process:
         path = Path(target)
         if not path.is_file():
             raise ProcessError(target, [ProcessProblem("file", "no such file")])
-        return load_process_file(path)
+        return processes.load_process_file(path)
     return resolve_process(target, version)
 
 
-# --- importing -------------------------------------------------------------------------------
-
-
-def _renamed_text(text: str, name: str) -> str | None:
-    """A dealroom file's own text (comments kept) with its `[process]` name set to `name`."""
-    lines = text.splitlines(keepends=True)
-    table = None
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped.startswith("["):
-            table = stripped
-        elif table == "[process]" and re.match(r"^name\s*=", stripped):
-            lines[i] = f"name = {json.dumps(name)}\n"
-            break
-    renamed = "".join(lines)
-    try:
-        ok = load_text(renamed).name == name
-    except ProcessError:
-        ok = False
-    return renamed if ok else None
-
-
-def convert_for_import(source: Path, name: str) -> tuple[str, str]:
-    """Check `source` as process `name` and answer (dealroom TOML to store, source format).
-
-    Every problem is reported against the source file. A dealroom file is kept as written
-    (comments included), renamed; a Sharetribe file is converted to our TOML.
-    """
+def import_file(source: Path, name: str) -> Process:
+    """Check `source` as process `name`, every problem reported against the file and before
+    the database is touched, then store it as the next version of `name`. On SQLite the
+    database is created and migrated if need be."""
     if not NAME_RE.match(name):
         raise ValueError(f"'{name}' is not a process name: use lower-case words joined by '-'.")
     if name in BUILTIN:
         raise ValueError(f"'{name}' is a built-in process; import it under another name.")
-    load_process_file(source, name=name)
-    from dealroom.processes.sharetribe import parse_edn, to_toml
-
+    processes.load_process_file(source, name=name)
     header = (
         f"Imported by `dealroom process import` from {source.name}.\n"
         "The format is described in docs/processes.md."
     )
-    text = source.read_text(encoding="utf-8")
-    if source.suffix.lower() == ".edn":
-        return to_toml(parse_edn(text, str(source), name=name), header=header), "edn"
-    renamed = _renamed_text(text, name)
-    if renamed is None:
-        raw = tomllib.loads(text)
-        raw["process"]["name"] = name
-        renamed = to_toml(raw, header=header)
-    return renamed, "toml"
-
-
-def import_process(source: Path, name: str) -> Process:
-    """Convert and check `source`, then store it in the database as the next version of
-    `name` (`services.processes.store_process`, as the API does). Nothing is replaced:
-    deals keep the version they started with."""
-    text, source_format = convert_for_import(source, name)
-    with open_database(create=True) as database:
-        assert database is not None  # create=True always opens one
-        retries = 2
-        while True:
-            try:
-                with session_scope(database) as session:
-                    return stored.store_process(
-                        session, text, source_format=source_format, now=datetime.now(UTC)
-                    )
-            except IntegrityError:  # a concurrent import of this name took the version
-                if retries == 0:
-                    raise
-                retries -= 1
+    with open_database(from_env().database_url) as database:
+        return processes.import_into(
+            database,
+            source.read_text(encoding="utf-8"),
+            source_format=processes.format_of(source),
+            now=datetime.now(UTC),
+            name=name,
+            source=str(source),
+            header=header,
+        )
 
 
 # --- the commands ---------------------------------------------------------------------------
@@ -275,24 +119,8 @@ app = typer.Typer(
 )
 
 
-def _out() -> Console:
-    return Console(highlight=False)
-
-
-def _err() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-def _fail(message: str, problems: list[str] | None = None) -> NoReturn:
-    console = _err()
-    console.print(f"[bold red]✗[/] {escape(message)}")
-    for p in problems or []:
-        console.print(f"  [red]•[/] {escape(p)}")
-    raise typer.Exit(1)
-
-
 def _fail_process(exc: ProcessError) -> NoReturn:
-    _fail(f"{exc.source}: {len(exc.problems)} problem(s)", [str(p) for p in exc.problems])
+    fail(f"{exc.source}: {len(exc.problems)} problem(s)", [str(p) for p in exc.problems])
 
 
 def _load_or_fail(target: str, version: int | None = None) -> Process:
@@ -301,9 +129,9 @@ def _load_or_fail(target: str, version: int | None = None) -> Process:
     except ProcessError as exc:
         _fail_process(exc)
     except (UnknownProcessError, DatabaseUnusable) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except ImportError as exc:
-        _fail(f"Sharetribe import is not available: {exc}")
+        fail(f"Sharetribe import is not available: {exc}")
 
 
 def _counts(process: Process) -> str:
@@ -315,38 +143,14 @@ def _counts(process: Process) -> str:
     )
 
 
-def _listed() -> list[tuple[str, Process | ProcessError]]:
-    """Every built-in process, then every one in the database (latest version), by name; a
-    stored definition that no longer loads is listed with its error."""
-    out: list[tuple[str, Process | ProcessError]] = []
-    for name in BUILTIN:
-        try:
-            out.append((name, _builtin(name)))
-        except ProcessError as exc:
-            out.append((name, exc))
-    with open_database(create=False) as database:
-        if database is None:  # no SQLite file yet: nothing was imported
-            return out
-        with session_scope(database, write=False) as session:
-            try:
-                found = stored.list_processes(session)
-                out += [(p.name, p) for p in found if p.name not in BUILTIN]
-            except ProcessError:  # one of them no longer loads: go one by one
-                for name in _stored_names(session):
-                    try:
-                        out.append((name, stored.get_process(session, name)))
-                    except ProcessError as exc:
-                        out.append((name, exc))
-    return out
-
-
 @app.command("list")
 def list_processes() -> None:
     """List the built-in processes and those imported into the database (latest version)."""
     try:
-        listed = _listed()
+        with _imported() as session:
+            listed = processes.catalog(session)
     except DatabaseUnusable as exc:
-        _fail(str(exc))
+        fail(str(exc))
     table = Table(title="Processes", title_justify="left")
     for col in ("name", "version", "title", "states", "transitions", "source"):
         table.add_column(
@@ -367,7 +171,7 @@ def list_processes() -> None:
             str(len(p.transitions)),
             kind,
         )
-    _out().print(table)
+    out().print(table)
 
 
 #: The rule each setting implements, as the reference documents name it.
@@ -477,9 +281,9 @@ def show(
 ) -> None:
     """Show a process: states, transitions, timers, settings and notifications."""
     if version is not None and is_file_target(name):
-        _fail("--version applies to a process name, not to a file.")
+        fail("--version applies to a process name, not to a file.")
     p = _load_or_fail(name, version)
-    console = _out()
+    console = out()
     intro = Text.assemble(
         (f"{p.name} v{p.version}", "bold"),
         f" — {p.title}" if p.title else "",
@@ -571,14 +375,14 @@ def check(
 ) -> None:
     """Load a process file and run every check; exit 1 listing each problem."""
     if not file.is_file():
-        _fail(f"{file}: no such file")
+        fail(f"{file}: no such file")
     try:
-        p = load_process_file(file)
+        p = processes.load_process_file(file)
     except ProcessError as exc:
         _fail_process(exc)
     except ImportError as exc:
-        _fail(f"Sharetribe import is not available: {exc}")
-    _out().print(f"[bold green]OK[/] {escape(p.name)} v{p.version}: {_counts(p)}", soft_wrap=True)
+        fail(f"Sharetribe import is not available: {exc}")
+    out().print(f"[bold green]OK[/] {escape(p.name)} v{p.version}: {_counts(p)}", soft_wrap=True)
 
 
 @app.command("graph")
@@ -594,7 +398,7 @@ def graph(
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        _out().print(f"Wrote {escape(str(output))}")
+        out().print(f"Wrote {escape(str(output))}")
 
 
 @app.command("import")
@@ -610,17 +414,17 @@ def import_(
     if need be; PostgreSQL must be at the head revision (dealroom db upgrade).
     """
     if not file.is_file():
-        _fail(f"{file}: no such file")
+        fail(f"{file}: no such file")
     try:
-        p = import_process(file, name)
+        p = import_file(file, name)
     except ProcessError as exc:
         _fail_process(exc)
     except (ValueError, Duplicate, DatabaseUnusable) as exc:
-        _fail(exc.detail if isinstance(exc, Duplicate) else str(exc))
+        fail(exc.detail if isinstance(exc, Duplicate) else str(exc))
     except ImportError as exc:
-        _fail(f"Sharetribe import is not available: {exc}")
+        fail(f"Sharetribe import is not available: {exc}")
     url = make_url(from_env().database_url).render_as_string(hide_password=True)
-    _out().print(
+    out().print(
         Group(
             f"[bold green]Imported[/] {escape(p.name)} v{p.version}: {_counts(p)}",
             f"[dim]stored in {escape(url)}[/]",

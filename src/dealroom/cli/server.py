@@ -1,98 +1,33 @@
-"""Server-side commands: `serve`, `demo`, `db upgrade`, `users add`, `audit verify|export`.
+"""`dealroom serve` and `dealroom demo`: the API and web server, on the configured database or
+on a fresh demo database.
 
-`register(app)` adds them to the `dealroom` command. Configuration comes from the
-environment (`DEALROOM_DATABASE_URL` above all), read through `config.get_config()`.
+Configuration comes from the environment (`DEALROOM_DATABASE_URL` above all), read through
+`config.get_config()`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError
 
-from dealroom.config import Config, get_config
-from dealroom.db import models as m
-from dealroom.db.migrate import current_revision, head_revision, migrate
+from dealroom.cli.common import fail, out, safe_url
+from dealroom.config import get_config
+from dealroom.db.migrate import migrate
 from dealroom.db.session import Database, make_engine
-from dealroom.domain.errors import Duplicate
-from dealroom.services.uow import session_scope
 
 if TYPE_CHECKING:
     from dealroom.demo.data import DemoResult
 
 DEMO_DB = "dealroom-demo.db"
-
-
-def _out() -> Console:
-    return Console(highlight=False)
-
-
-def _err() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-def _fail(message: str, details: list[str] | None = None) -> NoReturn:
-    console = _err()
-    console.print(f"[bold red]✗[/] {escape(message)}")
-    for line in details or []:
-        console.print(f"  [red]•[/] {escape(line)}")
-    raise typer.Exit(1)
-
-
-# --- the database ---------------------------------------------------------------------
-
-
-def _safe_url(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
-
-
-@contextmanager
-def _database(config: Config, *, migrate_sqlite: bool = True) -> Iterator[Database]:
-    """The configured database; on SQLite, migrated first (it is a file on this machine)."""
-    engine = make_engine(config.database_url)
-    if not migrate_sqlite and engine.dialect.name == "sqlite":
-        name = engine.url.database
-        if name and name != ":memory:" and not Path(name).exists():
-            engine.dispose()
-            _fail(f"There is no database file {name}; check DEALROOM_DATABASE_URL.")
-    try:
-        if migrate_sqlite and engine.dialect.name == "sqlite":
-            migrate(engine)
-        else:
-            _require_head(engine)
-        yield Database(engine)
-    except OperationalError as exc:
-        _fail(f"The database at {_safe_url(engine)} is unavailable.", [str(exc.orig)])
-    finally:
-        engine.dispose()
-
-
-def _require_head(engine: Engine) -> None:
-    current, head = current_revision(engine), head_revision()
-    if current != head:
-        _fail(
-            f"The database at {_safe_url(engine)} is at revision {current or 'none'}, "
-            f"not {head}: run `dealroom db upgrade` first."
-        )
-
-
-# --- serving --------------------------------------------------------------------------
 
 
 def serve(
@@ -108,7 +43,7 @@ def serve(
     config = get_config()
     if config.is_sqlite:
         if workers > 1:
-            _fail(
+            fail(
                 "--workers above 1 needs PostgreSQL: SQLite allows one writer, and its "
                 "realtime fan-out and timers run inside one process.",
                 ["Set DEALROOM_DATABASE_URL=postgresql://… or drop --workers."],
@@ -117,14 +52,14 @@ def serve(
         try:
             revision = migrate(engine)
         except OperationalError as exc:
-            _fail(f"Cannot open the SQLite database {_safe_url(engine)}.", [str(exc.orig)])
+            fail(f"Cannot open the SQLite database {safe_url(engine)}.", [str(exc.orig)])
         finally:
             engine.dispose()
-        _out().print(f"[green]✓[/] database {escape(config.database_url)} at revision {revision}")
+        out().print(f"[green]✓[/] database {escape(config.database_url)} at revision {revision}")
         # Embedded mode: one process serves and fires timers, sends email and webhooks.
         os.environ["DEALROOM_EMBEDDED_WORKER"] = "1"
-        _out().print("[green]✓[/] embedded worker: timers, email and webhooks run in this process")
-    _out().print(f"[bold]dealroom[/] on [link]http://{host}:{port}[/] (API docs at /docs)")
+        out().print("[green]✓[/] embedded worker: timers, email and webhooks run in this process")
+    out().print(f"[bold]dealroom[/] on [link]http://{host}:{port}[/] (API docs at /docs)")
     if workers > 1:
         _keep_tcp_nodelay()
     uvicorn.run(
@@ -179,7 +114,7 @@ def demo(
     config = dataclasses.replace(get_config(), database_url=url, run_worker=True)
     engine = make_engine(url)
     database = Database(engine)
-    out = _out()
+    console = out()
     try:
         revision = migrate(engine)
         now = datetime.now(UTC)
@@ -188,7 +123,7 @@ def demo(
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.description}"),
-            console=out,
+            console=console,
             transient=True,
         ) as progress:
             task = progress.add_task("", total=demo_data.step_count())
@@ -200,14 +135,14 @@ def demo(
     except Exception:
         engine.dispose()
         raise
-    out.print(f"[green]✓[/] demo database {escape(str(path))} (revision {revision})")
-    out.print(_logins_table(result))
-    out.print(_deals_table(result))
+    console.print(f"[green]✓[/] demo database {escape(str(path))} (revision {revision})")
+    console.print(_logins_table(result))
+    console.print(_deals_table(result))
     base = f"http://{host}:{port}"
     from dealroom.notify.transports import mail_destination
 
-    out.print(f"[bold]Emails[/] go to {escape(str(mail_destination(config)))}")
-    out.print(f"[bold]Open[/] [link]{base}[/]  ·  API docs [link]{base}/docs[/]")
+    console.print(f"[bold]Emails[/] go to {escape(str(mail_destination(config)))}")
+    console.print(f"[bold]Open[/] [link]{base}[/]  ·  API docs [link]{base}/docs[/]")
     if no_serve:
         engine.dispose()
         return
@@ -236,178 +171,7 @@ def _deals_table(result: DemoResult) -> Table:
     return table
 
 
-# --- db -------------------------------------------------------------------------------
-
-db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply every migration (Alembic) to DEALROOM_DATABASE_URL."""
-    config = get_config()
-    engine = make_engine(config.database_url)
-    try:
-        before = current_revision(engine)
-        after = migrate(engine)
-    except (OperationalError, ProgrammingError) as exc:
-        _fail(f"Cannot migrate {_safe_url(engine)}.", [str(exc.orig)])
-    finally:
-        engine.dispose()
-    if before == after:
-        _out().print(f"[green]✓[/] {escape(_safe_url(engine))} already at revision {after} (head)")
-    else:
-        _out().print(
-            f"[green]✓[/] {escape(_safe_url(engine))} upgraded from {before or 'empty'} "
-            f"to revision {after} (head)"
-        )
-
-
-# --- users ----------------------------------------------------------------------------
-
-users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
-
-
-@users_app.command("add")
-def users_add(
-    email: Annotated[str, typer.Argument(help="Sign-in email (unique).")],
-    name: Annotated[str, typer.Option("--name", help="Full name.")],
-    password: Annotated[str, typer.Option("--password", help="At least 8 characters.")],
-    admin: Annotated[bool, typer.Option("--admin", help="Give the admin role.")] = False,
-    operator: Annotated[bool, typer.Option("--operator", help="Give the operator role.")] = False,
-    organization: Annotated[str | None, typer.Option(help="Company name.")] = None,
-    kyc: Annotated[bool, typer.Option("--kyc", help="Mark identity as verified.")] = False,
-) -> None:
-    """Add a user; with --admin, the first admin who then adds others over the API."""
-    from dealroom.api.schemas import UserCreate
-    from dealroom.services import accounts
-
-    roles = [r for r, on in (("admin", admin), ("operator", operator)) if on]
-    try:
-        body = UserCreate.model_validate(
-            {
-                "email": email,
-                "name": name,
-                "password": password,
-                "organization": organization,
-                "roles": roles,
-                "kyc_verified": kyc,
-            }
-        )
-    except ValidationError as exc:
-        _fail(
-            "The user was not added:",
-            [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()],
-        )
-    with _database(get_config()) as database:
-        try:
-            with session_scope(database) as s:
-                user = accounts.create_user(
-                    s,
-                    email=body.email,
-                    name=body.name,
-                    password=body.password,
-                    now=datetime.now(UTC),
-                    organization=body.organization,
-                    roles=body.roles,
-                    kyc_verified=body.kyc_verified,
-                )
-                summary = (user.id, user.email, ", ".join(user.roles) or "user")
-        except Duplicate as exc:
-            _fail(exc.detail)
-    _out().print(f"[green]✓[/] added {escape(summary[1])} ({escape(summary[2])}), id {summary[0]}")
-
-
-# --- audit ----------------------------------------------------------------------------
-
-audit_app = typer.Typer(help="Deal audit trails.", no_args_is_help=True)
-
-
-class ExportFormat(StrEnum):
-    json = "json"
-    csv = "csv"
-
-
-def _find_deal(database: Database, ref_or_id: str) -> m.Deal:
-    key = ref_or_id.strip()
-    with session_scope(database, write=False) as s:
-        deal = s.execute(
-            select(m.Deal).where((m.Deal.id == key) | (m.Deal.ref == key.upper()))
-        ).scalar_one_or_none()
-    if deal is None:
-        _fail(f"There is no deal {key!r} (give its id or its ref, e.g. DEAL-2026-0042).")
-    return deal
-
-
-@audit_app.command("verify")
-def audit_verify(
-    deal: Annotated[str, typer.Argument(help="Deal id or ref (DEAL-2026-0042).")],
-) -> None:
-    """Recompute a deal's hash chain; exit 1 if it does not hold."""
-    from dealroom.services import audit
-
-    with _database(get_config(), migrate_sqlite=False) as database:
-        found = _find_deal(database, deal)
-        with session_scope(database, write=False) as s:
-            result = audit.verify_deal(s, found)
-    out = _out()
-    if result.valid:
-        out.print(
-            f"[green]✓ valid[/] {found.ref}: {result.events} events, head hash {result.head_hash}"
-        )
-        return
-    out.print(
-        f"[bold red]✗ invalid[/] {found.ref}: first bad seq {result.first_bad_seq} "
-        f"({escape(result.reason or 'hash mismatch')}), {result.events} events checked"
-    )
-    raise typer.Exit(1)
-
-
-@audit_app.command("export")
-def audit_export(
-    deal: Annotated[str, typer.Argument(help="Deal id or ref (DEAL-2026-0042).")],
-    format: Annotated[ExportFormat, typer.Option("--format", help="json or csv.")] = (
-        ExportFormat.json
-    ),
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
-    ] = None,
-) -> None:
-    """Export a deal's whole audit trail, with its verification, as JSON or CSV."""
-    from dealroom.services import audit
-
-    with _database(get_config(), migrate_sqlite=False) as database:
-        found = _find_deal(database, deal)
-        with session_scope(database, write=False) as s:
-            verification = audit.verify_deal(s, found)
-            events = audit.deal_events(s, found.id)
-            chunks = (
-                audit.export_json(found, events, verification)
-                if format is ExportFormat.json
-                else audit.export_csv(events)
-            )
-            if output is None:
-                for chunk in chunks:
-                    sys.stdout.write(chunk)
-                sys.stdout.flush()
-            else:
-                try:
-                    with output.open("w", encoding="utf-8", newline="") as f:
-                        for chunk in chunks:
-                            f.write(chunk)
-                except OSError as exc:
-                    _fail(f"Cannot write {output}: {exc.strerror}")
-    if output is not None:
-        state = "valid" if verification.valid else "INVALID"
-        _err().print(
-            f"[green]✓[/] wrote {verification.events} events of {found.ref} to "
-            f"{escape(str(output))} (chain {state})"
-        )
-
-
 def register(app: typer.Typer) -> None:
-    """Add `serve`, `demo`, `db`, `users` and `audit` to the `dealroom` command."""
+    """Add `serve` and `demo` to the `dealroom` command."""
     app.command("serve")(serve)
     app.command("demo")(demo)
-    app.add_typer(db_app, name="db")
-    app.add_typer(users_app, name="users")
-    app.add_typer(audit_app, name="audit")

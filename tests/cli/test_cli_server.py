@@ -15,7 +15,7 @@ import typer
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from dealroom.cli.server import register
+from dealroom.cli import app as dealroom_app
 from dealroom.config import get_config
 from dealroom.db import models as m
 from dealroom.db.migrate import head_revision
@@ -26,14 +26,7 @@ from dealroom.services.uow import session_scope
 
 @pytest.fixture
 def cli() -> typer.Typer:
-    app = typer.Typer(no_args_is_help=True)
-
-    @app.callback()
-    def _root() -> None:
-        """dealroom (test)"""
-
-    register(app)
-    return app
+    return dealroom_app
 
 
 @pytest.fixture
@@ -209,9 +202,9 @@ def test_demo_serves_the_demo_database(
 def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo, built once for the audit tests; each test works on its own copy."""
     path = tmp_path_factory.mktemp("demo") / "dealroom-demo.db"
-    app = typer.Typer()
-    register(app)
-    r = CliRunner().invoke(app, ["demo", "--no-serve", "--db", str(path)], catch_exceptions=False)
+    r = CliRunner().invoke(
+        dealroom_app, ["demo", "--no-serve", "--db", str(path)], catch_exceptions=False
+    )
     assert r.exit_code == 0, r.output
     return path
 

@@ -26,6 +26,15 @@ from dealroom.domain.state import SYSTEM, Actor, DealState, Listing, Outcome, Pa
 
 #: The reference timeline starts here (rfq reference 4.2).
 T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+#: The events of the reference example (RFQ-2026-0042), in the order the reference gives.
+REFERENCE_EVENTS = (
+    "RFQ_CREATED",
+    "QUOTE_SENT",
+    "COUNTER_SUBMITTED",
+    "QUOTE_REVISED",
+    "QUOTE_ACCEPTED",
+    "ORDER_CREATED",
+)
 ROLES = ("buyer", "seller", "operator", "system")
 SALE_MODES = ("negotiable", "buy_now", "auction")
 BUYER_ID = "u-buyer"

@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 from dealroom.app import create_app
-from dealroom.config import Config, normalize_url
+from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.services import accounts, listings
 from dealroom.services.uow import session_scope
+from dealroom_harness.databases import create_database
+from dealroom_harness.servers import ThreadedServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -41,72 +37,39 @@ PG_URL = os.environ.get("DEALROOM_TEST_DATABASE_URL")
 # --- the server ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def database_url(tmp: Path) -> tuple[str, str | None]:
-    """A fresh database: (its url, the PostgreSQL database's name to drop afterwards)."""
+def database_url(tmp: Path) -> tuple[str, bool]:
+    """A fresh database: its url, and whether it is a PostgreSQL one to drop afterwards."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     if not PG_URL:
-        return f"sqlite:///{tmp / f'e2e-{worker}.db'}", None
-    base = make_url(normalize_url(PG_URL))
+        return f"sqlite:///{tmp / f'e2e-{worker}.db'}", False
     run = (os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid()))[:10]
-    name = f"dealroom_e2e_{run}_{worker}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False), name
-
-
-def drop_database(name: str) -> None:
-    admin = create_engine(make_url(normalize_url(str(PG_URL))), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    return create_database(PG_URL, f"dealroom_e2e_{run}_{worker}"), True
 
 
 @dataclass
 class LiveServer:
-    url: str
     db: Database
-    server: Any = None
-    thread: threading.Thread | None = None
+    server: ThreadedServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     @property
     def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
+        return self.server.port
 
     def stop(self) -> None:
-        if self.server is not None and self.thread is not None:
-            self.server.should_exit = True
-            self.thread.join(timeout=10)
+        self.server.stop(timeout=10)
 
 
 def start_server(db: Database, port: int | None = None) -> LiveServer:
-    """A new app (with its own realtime broker) served by uvicorn in a thread."""
-    import uvicorn
-
+    """A new app (with its own realtime broker) served by uvicorn in a thread, on `port`
+    (a server coming back) or a free one."""
     url = db.engine.url.render_as_string(hide_password=False)
     app = create_app(Config(database_url=url, secret_key=SECRET), database=db)
-    port = port or free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-        )
-    )
-    thread = threading.Thread(target=server.run, name=f"e2e-uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the e2e server did not start")
-        time.sleep(0.05)
-    return LiveServer(f"http://127.0.0.1:{port}", db, server, thread)
+    server = ThreadedServer(app, port=port or 0, graceful_seconds=1)
+    return LiveServer(db, server.start(timeout=20))
 
 
 # --- people and listings --------------------------------------------------------------------

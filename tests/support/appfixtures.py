@@ -1,11 +1,13 @@
-"""HTTP tests: the real app on a real database (SQLite, or PostgreSQL in CI)."""
+"""The fixtures of the HTTP and web tests: the real app on a real database (SQLite, or
+PostgreSQL in CI), a clock the tests move, people with tokens. Loaded for every suite by
+tests/conftest.py (`pytest_plugins`); a fixture is only made when a test asks for it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,9 +16,10 @@ from dealroom.app import create_app
 from dealroom.clock import TestClock
 from dealroom.config import Config
 from dealroom.db.session import Database
+from dealroom.realtime.hub import RealtimeSettings
+from dealroom_harness.servers import ThreadedServer
+from factories import T0
 from people import TEST_SECRET, Person, add_user
-
-T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +61,24 @@ def people(db: Database, clock: TestClock) -> dict[str, Person]:
         "other": add_user(db, now, "other@elsewhere.example"),
         "operator": add_user(db, now, "ops@market.example", roles=("operator",)),
     }
+
+
+#: Live streams that notice things quickly (heartbeats, the tail poll) for tests.
+FAST_REALTIME = RealtimeSettings(heartbeat_seconds=0.25, poll_seconds=0.3, send_timeout_seconds=5)
+
+
+@pytest.fixture
+def server(app) -> Iterator[ThreadedServer]:  # type: ignore[no-untyped-def]
+    """The app served by uvicorn on a free port, for tests that need real HTTP (streams)."""
+    app.state.broker.hub.settings = FAST_REALTIME
+    live = ThreadedServer(app).start(timeout=15)
+    try:
+        yield live
+    finally:
+        assert live.stop(timeout=15), "uvicorn did not stop"
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=httpx.Timeout(5.0, read=3.0)) as c:
+        yield c

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
-from dealroom.config import normalize_url
 from dealroom.db.migrate import upgrade
 from dealroom.db.models import Base
 from dealroom.db.session import Database, make_engine
+from dealroom_harness import databases
 
 PG_URL = os.environ.get("DEALROOM_TEST_DATABASE_URL")
 
@@ -33,14 +32,7 @@ def run_id() -> str:
 def database_url(tmp_dir: Path) -> str:
     if not PG_URL:
         return f"sqlite:///{tmp_dir / f'dealroom-{worker()}.db'}"
-    base = make_url(normalize_url(PG_URL))
-    name = f"dealroom_test_{run_id()}_{worker()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
+    return databases.create_database(PG_URL, f"dealroom_test_{run_id()}_{worker()}")
 
 
 def fresh_database(tmp_dir: Path) -> Database:
@@ -66,7 +58,4 @@ def drop_database(db: Database) -> None:
         "dealroom_test_"
     ):
         return
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    admin.dispose()
+    databases.drop_database(url.render_as_string(hide_password=False))

@@ -13,12 +13,7 @@ from typer.testing import CliRunner
 
 import factories
 from dealroom.cli import app
-from dealroom.cli.process import (
-    SETTING_RULES,
-    UnknownProcessError,
-    import_process,
-    resolve_process,
-)
+from dealroom.cli.process import SETTING_RULES, import_file, resolve_process
 from dealroom.db.models import StoredProcess
 from dealroom.db.session import Database, make_engine
 from dealroom.demo.walk import walk
@@ -28,6 +23,7 @@ from dealroom.domain.loader import load_text
 from dealroom.domain.settings import Settings
 from dealroom.domain.state import Payload
 from dealroom.domain.timeexpr import ARG_TIMEPOINTS, SIMPLE_TIMEPOINTS
+from dealroom.services.processes import UnknownProcessError
 from dealroom.services.uow import session_scope
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,7 +160,7 @@ def test_resolve_finds_a_built_in_process_without_creating_a_database(db: Path):
 
 
 def test_resolve_finds_an_imported_process_in_the_database(db: Path, tmp_path: Path):
-    import_process(write(tmp_path, "sample.toml", doc_example()), "sample")
+    import_file(write(tmp_path, "sample.toml", doc_example()), "sample")
     found = resolve_process("sample")
     assert (found.name, found.version, found.source) == ("sample", 1, "database:sample@1")
 
@@ -172,7 +168,7 @@ def test_resolve_finds_an_imported_process_in_the_database(db: Path, tmp_path: P
 def test_resolve_names_the_known_processes_for_an_unknown_one(db: Path, tmp_path: Path):
     with pytest.raises(UnknownProcessError, match="Known processes: rfq, market, offer"):
         resolve_process("nope")
-    import_process(write(tmp_path, "sample.toml", doc_example()), "sample")
+    import_file(write(tmp_path, "sample.toml", doc_example()), "sample")
     with pytest.raises(UnknownProcessError, match=r"negotiation, sample\."):
         resolve_process("nope")
 
@@ -242,7 +238,7 @@ def test_the_import_help_says_versions_replace_nothing():
 def test_a_stored_definition_that_no_longer_loads_is_listed_as_such_and_show_names_its_problems(
     db: Path, tmp_path: Path
 ):
-    assert import_process(write(tmp_path, "sample.toml", doc_example()), "sample").version == 1
+    assert import_file(write(tmp_path, "sample.toml", doc_example()), "sample").version == 1
     engine = make_engine(f"sqlite:///{db}")
     with session_scope(Database(engine)) as s:  # as if the loader had grown stricter since
         s.add(StoredProcess(name="broken", version=1, source_format="toml",
@@ -383,7 +379,7 @@ def test_import_into_a_postgresql_database_behind_the_head_revision_asks_for_db_
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("DEALROOM_DATABASE_URL", "postgresql://u:secret@127.0.0.1:1/dealroom")
-    monkeypatch.setattr("dealroom.cli.process.current_revision", lambda engine: "0001")
+    monkeypatch.setattr("dealroom.cli.common.current_revision", lambda engine: "0001")
     source = write(tmp_path, "sample.toml", doc_example())
     result = runner.invoke(app, ["process", "import", str(source), "--name", "sample"])
     assert result.exit_code == 1
@@ -554,12 +550,7 @@ def test_demo_command_prints_the_timeline_versions_diff_and_total():
     for text in (
         "Timeline for RFQ-2026-0042",
         "2026-02-01 09:00:00",
-        "RFQ_CREATED",
-        "QUOTE_SENT",
-        "COUNTER_SUBMITTED",
-        "QUOTE_REVISED",
-        "QUOTE_ACCEPTED",
-        "ORDER_CREATED",
+        *factories.REFERENCE_EVENTS,
         "Buyer: Acme Corp",
         "Seller: Parts Inc",
         "Price reduced 6%, lead time reduced 2 days",

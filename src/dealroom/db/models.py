@@ -375,7 +375,7 @@ class QueuedEmail(Base):
     The worker claims due rows with `FOR UPDATE SKIP LOCKED`, renders and sends them, and
     marks them sent in the same transaction; a failure is retried with backoff. The table
     keeps its first name, `email_outbox`: renaming it would take a migration and gain
-    nothing, and in the code "outbox" means only `UnitOfWork.outbox` (docs/adr/0005)."""
+    nothing, and in the code "outbox" means only `UnitOfWork.outbox` (docs/adr/0006)."""
 
     __tablename__ = "email_outbox"
     __table_args__ = (

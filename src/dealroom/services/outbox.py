@@ -7,7 +7,7 @@ successful commit; a rollback drops them. In-process subscribers (metrics) get e
 item this process publishes, synchronously; a broker of `dealroom.realtime.hub` also carries
 the items on to the live streams, in this process or, on PostgreSQL, in every API process.
 
-This list is the only "outbox" in dealroom (docs/adr/0005-vocabulary.md); queued emails
+This list is the only "outbox" in dealroom (docs/adr/0006-vocabulary.md); queued emails
 and webhook deliveries are queues, drained by the worker after commit.
 """
 

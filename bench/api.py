@@ -89,7 +89,7 @@ from dealroom.db import models as m
 from dealroom.db.migrate import upgrade
 from dealroom.db.session import Database, make_engine
 from dealroom.security import hash_password, issue_token
-from dealroom.services.audit import FEED_LOCK
+from dealroom.services.feed import FEED_LOCK
 from dealroom.services.uow import session_scope
 from dealroom_harness import servers
 from dealroom_harness.databases import autocommit

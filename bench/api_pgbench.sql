@@ -5,7 +5,7 @@
 -- the reference counters (services/refs.py) in a statement of their own, outside the
 -- deal's transaction; the feed lock, then the events numbered after the feed's head in
 -- the INSERT itself, the NOTIFY, the bell items and their emails last, just before COMMIT
--- (audit.number_feed; PostgreSQL delivers the NOTIFY at COMMIT).
+-- (feed.number_feed; PostgreSQL delivers the NOTIFY at COMMIT).
 --
 -- One pgbench transaction is one walk: transitions/s = 4 x tps. Variables from bench/api.py
 -- (-D): year, seller, buyer_prefix, listing_prefix, feed_lock, channel. :client_id

@@ -3,13 +3,13 @@
 
 Loads its own database `dealroom_bench_audit`: deals of 10,000 events each (100 of them,
 1,000,000 events; `--quick`: 10 deals, 100,000 events), each chain built by
-`services.audit.append` itself (so every chain verifies) and written with `COPY`. Then:
+`services.audit.chain.append` itself (so every chain verifies) and written with `COPY`. Then:
 
-- **export**: `audit.export_csv` and `audit.export_json` (with the verification the JSON
+- **export**: `trail_exports.export_csv` and `trail_exports.export_json` (with the verification the JSON
   carries, as `GET /v1/deals/{id}/audit` does) of one 10,000-event deal, read through
-  `audit.deal_events` on a SQLAlchemy session: seconds and MB/s. Baseline: PostgreSQL's own
+  `chain.deal_events` on a SQLAlchemy session: seconds and MB/s. Baseline: PostgreSQL's own
   `COPY (SELECT … ORDER BY seq) TO STDOUT` of the same rows (CSV; `row_to_json` for JSON).
-- **verify**: `audit.verify_deal` over every deal, as `dealroom audit verify` does, in
+- **verify**: `chain.verify_deal` over every deal, as `dealroom audit verify` does, in
   events/s. Baseline: `hashlib.sha256` over the same `prev_hash + canonical JSON` strings,
   chained, without the database (kept in memory for the first 100,000 events).
 
@@ -47,7 +47,8 @@ from common import (
 )
 
 from dealroom.db import models as m
-from dealroom.services import audit
+from dealroom.services.audit import chain
+from dealroom.services.audit import exports as trail_exports
 
 DB_NAME = "dealroom_bench_audit"
 EVENTS_PER_DEAL = 10_000
@@ -82,7 +83,7 @@ JSON_SQL = (
 
 
 class _Collector:
-    """Stands in for the session `audit.append` holds its events in until commit (its
+    """Stands in for the session `chain.append` holds its events in until commit (its
     `info`); the events it returns are kept in `added`, numbered and written with COPY."""
 
     def __init__(self) -> None:
@@ -144,7 +145,7 @@ def load(admin_url: str, deals: int) -> tuple[list[str], list[bytes], float]:
             sink = _Collector()
             for k in range(1, EVENTS_PER_DEAL + 1):
                 feed += 1
-                e = audit.append(
+                e = chain.append(
                     cast(Session, sink),
                     deal,
                     now=T0 + timedelta(seconds=feed),
@@ -185,7 +186,7 @@ def load(admin_url: str, deals: int) -> tuple[list[str], list[bytes], float]:
                             e.actor_type,
                             e.from_state,
                             e.to_state,
-                            audit.canonical(e.payload),
+                            chain.canonical(e.payload),
                             e.ip,
                             e.user_agent,
                             e.created_at,
@@ -194,7 +195,7 @@ def load(admin_url: str, deals: int) -> tuple[list[str], list[bytes], float]:
                         )
                     )
                     if len(hashed) < BASELINE_SAMPLE:
-                        hashed.append(audit.canonical(audit.hashed_fields(e)).encode())
+                        hashed.append(chain.canonical(chain.hashed_fields(e)).encode())
             conn.commit()
             deal_ids.append(deal.id)
         conn.autocommit = True
@@ -203,7 +204,7 @@ def load(admin_url: str, deals: int) -> tuple[list[str], list[bytes], float]:
 
 
 def core_events(s: Session, deal_id: str) -> Iterator[m.Event]:
-    """`audit.deal_events` as Core rows: they carry the same attributes `verify_chain`
+    """`chain.deal_events` as Core rows: they carry the same attributes `verify_chain`
     reads, without building an ORM object per event."""
     stmt = (
         select(m.Event.__table__)
@@ -243,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with console.status(
         f"building {deals * EVENTS_PER_DEAL:,} chained events with "
-        "services.audit.append, COPY into PostgreSQL"
+        "services.audit.chain.append, COPY into PostgreSQL"
     ):
         deal_ids, hashed, seconds = load(args.url, deals)
     total = deals * EVENTS_PER_DEAL
@@ -259,10 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             deal = s.get_one(m.Deal, target)
             if fmt == "csv":
-                return drain(audit.export_csv(audit.deal_events(s, target)))
-            verification = audit.verify_deal(s, deal)
+                return drain(trail_exports.export_csv(chain.deal_events(s, target)))
+            verification = chain.verify_deal(s, deal)
             assert verification.valid, verification
-            return drain(audit.export_json(deal, audit.deal_events(s, target), verification))
+            return drain(
+                trail_exports.export_json(deal, chain.deal_events(s, target), verification)
+            )
 
     def copy(sql: str) -> int:
         size = 0
@@ -286,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             t0 = time.perf_counter()
             checked = 0
             for deal in deals_rows:
-                result = audit.verify_deal(s, deal)
+                result = chain.verify_deal(s, deal)
                 if not result.valid:
                     raise SystemExit(f"chain of {deal.id} does not verify: {result}")
                 checked += result.events
@@ -295,16 +298,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             t0 = time.perf_counter()
             core_checked = 0
             for deal in deals_rows[:10]:  # 100,000 events are enough for a rate
-                result = audit.verify_chain(core_events(s, deal.id), expected_head=deal.head_hash)
+                result = chain.verify_chain(core_events(s, deal.id), expected_head=deal.head_hash)
                 if not result.valid:
                     raise SystemExit(f"chain of {deal.id} does not verify over Core rows")
                 core_checked += result.events
             core_secs = time.perf_counter() - t0
         t0 = time.perf_counter()
-        prev = audit.GENESIS
+        prev = chain.GENESIS
         for i, body in enumerate(hashed):
             if i % EVENTS_PER_DEAL == 0:
-                prev = audit.GENESIS
+                prev = chain.GENESIS
             prev = hashlib.sha256(prev.encode() + body).hexdigest()
         hash_secs = time.perf_counter() - t0
     engine.dispose()
@@ -336,13 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "proposed: verify over Core rows",
         f"{core_rate:,.0f} events/s",
         f"{verify_rate:,.0f} events/s",
-        "audit.verify_deal (ORM), same run",
+        "chain.verify_deal (ORM), same run",
         f"{verify_rate / core_rate:.2f}×",
     )
     console.print(table)
     console.print(
         f"verify took {verify_secs:.1f} s for {len(deals_rows)} deals "
-        "(audit.verify_deal: SQLAlchemy ORM rows, yield_per 1000)."
+        "(chain.verify_deal: SQLAlchemy ORM rows, yield_per 1000)."
     )
     for fmt, (secs, size, bsecs, bsize) in exports.items():
         emit(
@@ -369,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         verify_rate,
         "events/s",
         higher_is_better=True,
-        baseline_is="audit.verify_deal over ORM rows",
+        baseline_is="chain.verify_deal over ORM rows",
     )
     return 0
 

@@ -66,7 +66,9 @@ from dealroom.db.migrate import upgrade
 from dealroom.db.session import Database, make_engine
 from dealroom.domain.state import Payload
 from dealroom.security import hash_password
-from dealroom.services import audit, deals, preferences
+from dealroom.services import deals, feed
+from dealroom.services.audit import chain
+from dealroom.services.notifications import preferences
 from dealroom.services.uow import transaction
 from dealroom.worker import claim_statement
 
@@ -170,7 +172,7 @@ def load(base: str, *, due: int, total: int) -> Loaded:
         first_ref = counter.value + 1
         counter.value += due - 1 + HOLDERS
     with db.session(write=False) as s:  # events are written when their transaction commits
-        events = list(audit.deal_events(s, deal_row["id"]))
+        events = list(chain.deal_events(s, deal_row["id"]))
     feed_base = max(e.feed_seq for e in events) + 1
     engine.dispose()
 
@@ -188,7 +190,7 @@ def load(base: str, *, due: int, total: int) -> Loaded:
             task = bar.add_task("clone", total=clones)
             for i in range(clones):
                 deal_id = m.new_id()
-                prev = audit.GENESIS
+                prev = chain.GENESIS
                 for e in events:
                     fields = {c: getattr(e, c) for c in event_cols}
                     fields.update(
@@ -196,7 +198,7 @@ def load(base: str, *, due: int, total: int) -> Loaded:
                         prev_hash=prev,
                         feed_seq=feed_base + i * len(events) + e.seq - 1,
                     )
-                    fields["hash"] = prev = audit.event_hash(prev, SimpleNamespace(**fields))  # type: ignore[arg-type]
+                    fields["hash"] = prev = chain.event_hash(prev, SimpleNamespace(**fields))  # type: ignore[arg-type]
                     new_events.append(
                         tuple(Json(v) if c == "payload" else v for c, v in fields.items())
                     )
@@ -440,9 +442,9 @@ def raw_fire_one(conn: psycopg.Connection[Any], now: datetime) -> bool:
             "WHERE deal_id = %s AND status = 'pending'",
             (now, deal_id),
         )
-        # Last before COMMIT, as audit.number_feed does: the feed lock, the event numbered
+        # Last before COMMIT, as feed.number_feed does: the feed lock, the event numbered
         # after the feed's head inside its INSERT, the bell.
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (audit.FEED_LOCK,))
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (feed.FEED_LOCK,))
         conn.execute(
             "INSERT INTO events (deal_id, seq, feed_seq, type, actor_id, actor_type, from_state, "
             "to_state, payload, created_at, prev_hash, hash) VALUES (%s, %s, "

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.services.audit import verify_deal
+from dealroom.services.audit.chain import verify_deal
 from prove.load import Record
 
 

@@ -111,7 +111,7 @@ def test_a_move_with_several_events_numbers_them_one_after_another(
     client: TestClient, db: Database, clock: TestClock
 ) -> None:
     """Closing writes four events in one statement, each numbered after the feed's head as
-    that statement sees it (audit.number_feed): no gap, no repeat, in per-deal order."""
+    that statement sees it (feed.number_feed): no gap, no repeat, in per-deal order."""
     s = scene(client, db, clock)
     d1 = feed(client, s["amal"])["items"]
     deal = client.get(f"/v1/deals/{s['d1']['id']}", headers=s["nora"].headers).json()

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from dealroom.clock import TestClock
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.services import preferences
+from dealroom.services.notifications import preferences
 from dealroom.services.uow import session_scope
 from dealroom.worker import run_once
 from inbox import SmtpServer, body, mail_config, running_smtp

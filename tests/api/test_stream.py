@@ -30,7 +30,8 @@ from dealroom.realtime import hub as realtime
 from dealroom.realtime.brokers import notify_payloads
 from dealroom.realtime.hub import NOTIFY_LIMIT, Hub, RealtimeSettings
 from dealroom.security import issue_token
-from dealroom.services import audit, deals
+from dealroom.services import deals
+from dealroom.services import feed as event_feed
 from dealroom.services.outbox import OutboxItem
 from dealroom.services.uow import UnitOfWork, transaction
 from dealroom_harness.servers import ThreadedServer
@@ -376,7 +377,7 @@ def test_interleaved_commits_never_let_a_resumed_reader_skip_an_event(server: Th
         try:
             uow1 = UnitOfWork(session=s1, now=clock.now(), config=CONFIG)
             deals.post_message(uow1, buyer, deal_id=room.deal_id, body="T1")
-            audit.number_feed(s1)  # the first step of uow1.commit(): numbered, lock held
+            event_feed.number_feed(s1)  # the first step of uow1.commit(): numbered, lock held
             t2: dict[str, Any] = {}
 
             def second() -> None:
@@ -420,7 +421,7 @@ def feed_lock_waiters(db: Database) -> int:
         return int(c.execute(text(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
             "AND objid::bigint = :k AND database = (SELECT oid FROM pg_database "
-            "WHERE datname = current_database())"), {"k": audit.FEED_LOCK}).scalar_one())  # fmt: skip
+            "WHERE datname = current_database())"), {"k": event_feed.FEED_LOCK}).scalar_one())  # fmt: skip
 
 
 @pytest.mark.skipif(not PG_URL, reason="SQLite queues every writer at BEGIN; the lock scope is PostgreSQL's: set DEALROOM_TEST_DATABASE_URL")  # fmt: skip

@@ -25,7 +25,7 @@ from test_webhooks import Receiver
 from dealroom.clock import TestClock
 from dealroom.db.models import Event
 from dealroom.db.session import Database
-from dealroom.services import audit
+from dealroom.services.audit import chain
 from dealroom.worker import run_once
 from dealroom_harness.servers import ThreadedServer
 from inbox import mail_config
@@ -241,5 +241,5 @@ def test_an_event_hashes_as_every_stored_chain_was_hashed(
     event = Event(deal_id="d-1", seq=1, type="OFFER_MADE", actor_id="u-1", actor_type="buyer",
                   from_state=None, to_state="offer-pending", ip=None, user_agent=None,
                   payload={"terms": {"unit_price": "45.00"}}, created_at=created_at)  # fmt: skip
-    assert audit.hashed_fields(event)["created_at"] == written
-    assert audit.event_hash(audit.GENESIS, event) == digest
+    assert chain.hashed_fields(event)["created_at"] == written
+    assert chain.event_hash(chain.GENESIS, event) == digest

@@ -11,7 +11,7 @@ from dbsupport import PG_URL
 from dealroom.clock import TestClock
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.services import audit
+from dealroom.services.audit import chain
 from dealroom.worker import run_once
 from races import race
 from servicedeals import CONFIG, make_parties, move, request_quote
@@ -31,7 +31,7 @@ def deal_row(db: Database, deal_id: str) -> m.Deal:
 
 def event_types(db: Database, deal_id: str) -> list[str]:
     with db.session(write=False) as s:
-        return [e.type for e in audit.deal_events(s, deal_id)]
+        return [e.type for e in chain.deal_events(s, deal_id)]
 
 
 def test_a_request_without_a_quote_expires_after_48_hours(
@@ -46,9 +46,9 @@ def test_a_request_without_a_quote_expires_after_48_hours(
     assert deal.state == "expired"
     assert event_types(db, deal_id)[-1] == "NEGOTIATION_TIMEOUT"
     with db.session(write=False) as s:
-        last = list(audit.deal_events(s, deal_id))[-1]
+        last = list(chain.deal_events(s, deal_id))[-1]
         assert (last.actor_type, last.payload["rule"]) == ("system", "NEG-T01")
-        assert audit.verify_deal(s, deal).valid
+        assert chain.verify_deal(s, deal).valid
         statuses = dict(
             s.execute(
                 select(m.Timer.status, func.count())
@@ -153,4 +153,4 @@ def test_four_workers_fire_every_due_timer_exactly_once(
         assert {d for d, _ in timeouts} == deal_ids
         assert all(n == 1 for _, n in timeouts)
         for deal_id in deal_ids:
-            assert audit.verify_deal(s, s.get(m.Deal, deal_id)).valid  # type: ignore[arg-type]
+            assert chain.verify_deal(s, s.get(m.Deal, deal_id)).valid  # type: ignore[arg-type]

@@ -20,7 +20,8 @@ from dealroom.config import get_config
 from dealroom.db import models as m
 from dealroom.db.migrate import head_revision
 from dealroom.db.session import Database, make_engine
-from dealroom.services import accounts, audit
+from dealroom.services import accounts
+from dealroom.services.audit import chain
 from dealroom.services.uow import session_scope
 
 
@@ -162,7 +163,7 @@ def test_demo_builds_users_listings_and_deals_in_all_four_processes(
         assert s.execute(select(m.Escrow)).scalars().all()
         assert s.execute(select(m.Shipment)).scalars().all()
         for deal in deals:
-            result = audit.verify_deal(s, deal)
+            result = chain.verify_deal(s, deal)
             assert result.valid, (deal.ref, result)
             assert result.events >= 1
     db.engine.dispose()
@@ -291,7 +292,7 @@ def test_audit_export_csv_to_a_file(
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     with session_scope(demo_db, write=False) as s:
-        count = len(list(audit.deal_events(s, deal.id)))
+        count = len(list(chain.deal_events(s, deal.id)))
     assert len(rows) == count
     assert rows[0]["seq"] == "1"
     assert rows[-1]["hash"]

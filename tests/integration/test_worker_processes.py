@@ -29,7 +29,9 @@ from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.state import Payload
-from dealroom.services import audit, deals, preferences
+from dealroom.services import deals
+from dealroom.services.audit import chain
+from dealroom.services.notifications import preferences
 from dealroom.services.uow import session_scope, transaction
 from people import TEST_SECRET, add_user
 
@@ -84,7 +86,7 @@ def clone(db: Database, template_id: str, copies: int) -> list[str]:
     with session_scope(db) as s:
         deal = s.get(m.Deal, template_id)
         assert deal is not None
-        events = list(audit.deal_events(s, template_id))
+        events = list(chain.deal_events(s, template_id))
         timers = s.scalars(
             select(m.Timer).where(m.Timer.deal_id == template_id, m.Timer.status == "pending")
         ).all()
@@ -98,12 +100,12 @@ def clone(db: Database, template_id: str, copies: int) -> list[str]:
         deal_rows, event_rows, timer_rows = [], [], []
         for i in range(copies):
             deal_id = m.new_id()
-            prev = audit.GENESIS
+            prev = chain.GENESIS
             for e in events:
                 copy = m.Event(**_row(e, skip=("id", "hash")))
                 copy.deal_id, copy.prev_hash = deal_id, prev
                 copy.feed_seq = feed + 1 + i * len(events) + e.seq - 1
-                copy.hash = prev = audit.event_hash(prev, copy)
+                copy.hash = prev = chain.event_hash(prev, copy)
                 event_rows.append(_row(copy, skip=("id",)))
             deal_rows.append(
                 {**_row(deal), "id": deal_id, "ref": f"{year}-{first_number + i:05d}",
@@ -130,7 +132,7 @@ def test_four_worker_processes_fire_10000_due_timers_exactly_once(
         ).scalar_one()  # fmt: skip
         assert due == DEALS
         for deal in s.scalars(select(m.Deal).where(m.Deal.id.in_(deal_ids[:50]))):
-            assert audit.verify_deal(s, deal).valid  # the clones are valid deals
+            assert chain.verify_deal(s, deal).valid  # the clones are valid deals
     loaded = time.monotonic() - started
 
     when = (T0 + timedelta(hours=49)).isoformat()
@@ -184,7 +186,7 @@ def test_four_worker_processes_fire_10000_due_timers_exactly_once(
         assert states == {"expired": DEALS}
         sample = random.Random(4).sample(deal_ids, 200)
         for deal in s.scalars(select(m.Deal).where(m.Deal.id.in_(sample))):
-            verified = audit.verify_deal(s, deal)
+            verified = chain.verify_deal(s, deal)
             assert verified.valid, (deal.ref, verified)
             assert verified.events == 2, (deal.ref, verified)
 

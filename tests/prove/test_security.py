@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, update
 
 from dealroom.db import models as m
 from dealroom.security import issue_token
-from dealroom.services.audit import verify_deal
+from dealroom.services.audit.chain import verify_deal
 from dealroom.services.uow import session_scope
 from people import TEST_SECRET, add_user
 

@@ -17,7 +17,8 @@ from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.engine import Payload
-from dealroom.services import audit, deals, views
+from dealroom.services import deals, views
+from dealroom.services.audit import chain
 from dealroom.services.uow import UnitOfWork, session_scope, transaction
 from dealroom.worker import PassResult, run_once
 from inbox import mail_config
@@ -145,7 +146,7 @@ class Room:
 
     def events(self, deal_id: str) -> list[m.Event]:
         with self.db.session(write=False) as s:
-            return list(audit.deal_events(s, deal_id))
+            return list(chain.deal_events(s, deal_id))
 
     def pending(self, deal_id: str) -> list[tuple[str, str | None, datetime]]:
         """(name, rule, due) of the deal's pending timers, soonest first."""
@@ -190,5 +191,5 @@ class Room:
         if final:
             assert self.pending(deal_id) == []
         with self.db.session(write=False) as s:
-            assert audit.verify_deal(s, deal).valid
+            assert chain.verify_deal(s, deal).valid
         return last

@@ -24,8 +24,9 @@ from dealroom.domain.timestamps import iso
 from dealroom.edge.caller import CurrentUser
 from dealroom.edge.idempotency import idempotent, in_one_trip
 from dealroom.edge.uow import UoW, answer, json_response
-from dealroom.services import audit, deals, views
+from dealroom.services import deals, feed, views
 from dealroom.services.accounts import Caller
+from dealroom.services.audit import chain
 from dealroom.services.deals import trail
 from dealroom.services.uow import UnitOfWork
 
@@ -333,7 +334,7 @@ def list_events(
     page = rows[:limit]
     return json_response(
         {
-            "items": [audit.event_json(e) for e in page],
+            "items": [feed.event_json(e) for e in page],
             "next_after": page[-1].seq if page else after,
             "has_more": len(rows) > limit,
         }
@@ -350,7 +351,7 @@ def list_events(
 )
 def verify_audit(deal_id: str, uow: UoW, user: CurrentUser) -> Response:
     deal, _ = deals.get_deal(uow.session, deal_id, user)
-    return json_response(audit.verify_deal(uow.session, deal).to_json())
+    return json_response(chain.verify_deal(uow.session, deal).to_json())
 
 
 EXPORT_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8"}

@@ -1,5 +1,5 @@
 """GET /v1/events: the global feed of every event the caller may see, for integrators who
-poll. Ordered by `feed_seq`, which is assigned in commit order (services/audit.py), so
+poll. Ordered by `feed_seq`, which is assigned in commit order (services/audit/chain.py), so
 resuming `after` the last position seen never skips an event."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from dealroom.api.schemas import EventRead, FeedPage
 from dealroom.edge.caller import CurrentUser
 from dealroom.edge.problems import NEEDS_TOKEN
 from dealroom.edge.uow import UoW
-from dealroom.services.audit import event_json
-from dealroom.services.feed import events_for
+from dealroom.services.feed import event_json, events_for
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=NEEDS_TOKEN)
 

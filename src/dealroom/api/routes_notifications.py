@@ -17,7 +17,7 @@ from dealroom.api.schemas import (
 from dealroom.edge.caller import CurrentUser
 from dealroom.edge.problems import NEEDS_TOKEN
 from dealroom.edge.uow import UoW
-from dealroom.services import bell
+from dealroom.services.notifications import bell
 
 router = APIRouter(prefix="/v1/me", tags=["notifications"], responses=NEEDS_TOKEN)
 

@@ -9,7 +9,7 @@ from dealroom.edge.caller import CurrentUser
 from dealroom.edge.idempotency import Idempotent
 from dealroom.edge.problems import NEEDS_TOKEN
 from dealroom.edge.uow import UoW, answer
-from dealroom.services import preferences
+from dealroom.services.notifications import preferences
 
 router = APIRouter(prefix="/v1", tags=["notifications"], responses=NEEDS_TOKEN)
 

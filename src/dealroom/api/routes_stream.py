@@ -44,10 +44,11 @@ from dealroom.edge.uow import UoW
 from dealroom.realtime.brokers import RealtimeBroker
 from dealroom.realtime.hub import READ_BATCH, Hub
 from dealroom.security import read_token, signing_key
-from dealroom.services import bell, deals, feed
+from dealroom.services import deals, feed
 from dealroom.services.accounts import is_staff
-from dealroom.services.audit import event_json
 from dealroom.services.deals import trail
+from dealroom.services.feed import event_json
+from dealroom.services.notifications import bell
 from dealroom.services.uow import UnitOfWork, session_scope
 
 router = APIRouter(tags=["streams"])

@@ -20,7 +20,8 @@ from dealroom.edge.caller import CurrentUser, require_staff
 from dealroom.edge.idempotency import Idempotent
 from dealroom.edge.problems import NEEDS_TOKEN
 from dealroom.edge.uow import UoW, answer
-from dealroom.services import cursors, webhooks
+from dealroom.services import cursors
+from dealroom.services.notifications import webhooks
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], responses=NEEDS_TOKEN)
 

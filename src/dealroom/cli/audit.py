@@ -41,12 +41,12 @@ def audit_verify(
     deal: Annotated[str, typer.Argument(help="Deal id or ref (DEAL-2026-0042).")],
 ) -> None:
     """Recompute a deal's hash chain; exit 1 if it does not hold."""
-    from dealroom.services import audit
+    from dealroom.services.audit import chain
 
     with database_or_exit(get_config().database_url, migrate_sqlite=False) as database:
         found = _find_deal(database, deal)
         with session_scope(database, write=False) as s:
-            result = audit.verify_deal(s, found)
+            result = chain.verify_deal(s, found)
     console = out()
     if result.valid:
         console.print(
@@ -71,17 +71,17 @@ def audit_export(
     ] = None,
 ) -> None:
     """Export a deal's whole audit trail, with its verification, as JSON or CSV."""
-    from dealroom.services import audit
+    from dealroom.services.audit import chain, exports
 
     with database_or_exit(get_config().database_url, migrate_sqlite=False) as database:
         found = _find_deal(database, deal)
         with session_scope(database, write=False) as s:
-            verification = audit.verify_deal(s, found)
-            events = audit.deal_events(s, found.id)
+            verification = chain.verify_deal(s, found)
+            events = chain.deal_events(s, found.id)
             chunks = (
-                audit.export_json(found, events, verification)
+                exports.export_json(found, events, verification)
                 if format is ExportFormat.json
-                else audit.export_csv(events)
+                else exports.export_csv(events)
             )
             if output is None:
                 for chunk in chunks:

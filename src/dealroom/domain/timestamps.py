@@ -4,7 +4,7 @@
 
 Every answer, stream frame, webhook body, export, event payload and page writes time with
 `iso`. The form is not free to change: the audit chain hashes each event's `created_at`
-written exactly so (services/audit.py), and every stored chain was hashed that way. Fixed
+written exactly so (services/audit/chain.py), and every stored chain was hashed that way. Fixed
 width has a bonus: two such strings sort as text in time order.
 
 It lives in the domain because the domain writes timestamps too (quote versions, the data

@@ -31,8 +31,8 @@ from dealroom.config import Config
 from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.notify.render import deal_view, listing_view, money, party
-from dealroom.services.email_queue import BELL_ONLY, new_message_id
-from dealroom.services.preferences import last_slot, next_slot, zone
+from dealroom.services.notifications.email_queue import BELL_ONLY, new_message_id
+from dealroom.services.notifications.preferences import last_slot, next_slot, zone
 from dealroom.services.queues import Queue, claim_one, drain
 from dealroom.services.uow import UnitOfWork
 

@@ -32,7 +32,7 @@ from dealroom.notify import retry_at
 from dealroom.notify.digest import digest_context
 from dealroom.notify.render import Rendered, notification_context, render
 from dealroom.notify.transports import Transport, TransportDown, transport_for
-from dealroom.services.preferences import user_zone
+from dealroom.services.notifications.preferences import user_zone
 from dealroom.services.queues import Queue, claim_one, drain
 from dealroom.services.uow import UnitOfWork
 

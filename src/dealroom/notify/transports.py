@@ -19,7 +19,7 @@ from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from dealroom.config import Config
-from dealroom.services.email_queue import sender_domain
+from dealroom.services.notifications.email_queue import sender_domain
 
 SMTP_TIMEOUT = 10.0
 

@@ -4,7 +4,7 @@ Endpoints are registered, listed and deleted by services/webhooks.py (the API's 
 cases); here is how their deliveries are made, after commit.
 
 Each endpoint keeps a cursor into the global event feed (`events.feed_seq`, numbered in
-commit order, see services/audit.py and ADR 0003). The worker's fan-out step locks one
+commit order, see services/audit/chain.py and ADR 0003). The worker's fan-out step locks one
 endpoint (`FOR UPDATE SKIP LOCKED`), reads the events after its cursor, inserts a
 `webhook_deliveries` row for each that its filter matches and moves the cursor, all in
 one transaction. Reading the feed rather than hooking the deal service keeps every
@@ -45,7 +45,7 @@ from dealroom.db import models as m
 from dealroom.db.session import Database
 from dealroom.domain.timestamps import iso
 from dealroom.notify import retry_at
-from dealroom.services.audit import event_json
+from dealroom.services.feed import event_json
 from dealroom.services.queues import Queue, claim_one, drain
 from dealroom.services.uow import UnitOfWork, session_scope
 

@@ -6,7 +6,7 @@ committed item to the streams that may see it, through the stream's asyncio queu
 thread; one call per event loop and item, however many streams share the loop).
 
 Events leave the hub in feed order. `feed_seq` is dense and numbered in commit order
-(`services.audit.number_feed`), so once event N is committed every event before it is
+(`services.feed.number_feed`), so once event N is committed every event before it is
 committed too: when N arrives before N-1 (two publishers racing after their commits, a
 NOTIFY lost during a reconnect), the hub reads the missing ones from the database and
 hands them on first. A stream therefore never gets event N+1 before N, and a client
@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.services.audit import event_json
+from dealroom.services.feed import event_json
 from dealroom.services.uow import session_scope
 
 log = logging.getLogger("dealroom.realtime")

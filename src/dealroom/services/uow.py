@@ -6,7 +6,7 @@ publish after commit. Services receive the `UnitOfWork` and only flush. When the
 ends, the commit path runs in this order:
 
 1. number the feed: the events this transaction held back are numbered after the feed's
-   head and inserted, with the bell items and emails held with them (`audit.number_feed`,
+   head and inserted, with the bell items and emails held with them (`feed.number_feed`,
    which takes the feed lock);
 2. announce: the broker announces the outbox inside the transaction (PostgreSQL's NOTIFY is
    delivered with the COMMIT and dropped by a rollback);
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from dealroom.config import Config
 from dealroom.db.models import IdempotencyKey
 from dealroom.db.session import Database
-from dealroom.services import audit
+from dealroom.services import feed
 from dealroom.services.outbox import Broker, OutboxItem
 
 
@@ -76,14 +76,14 @@ class UnitOfWork:
     def commit(self, broker: Broker | None = None) -> None:
         """Number the feed, announce the outbox (with a broker), COMMIT. `transaction()`
         calls it; a test that interleaves two transactions by hand may too."""
-        audit.number_feed(self.session)
+        feed.number_feed(self.session)
         if broker is not None and self.outbox:
             broker.announce(self.session, self.outbox)
         self.session.commit()
 
     def rollback(self) -> None:
         """Roll back; what the transaction held back for the feed is dropped with it."""
-        audit.forget_held(self.session)
+        feed.forget_held(self.session)
         self.session.rollback()
 
 

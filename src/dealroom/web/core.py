@@ -39,7 +39,8 @@ from sqlalchemy import func, select
 from dealroom.db import models as m
 from dealroom.domain.errors import DealroomError, NotAuthenticated
 from dealroom.security import signing_key
-from dealroom.services import accounts, bell
+from dealroom.services import accounts
+from dealroom.services.notifications import bell
 from dealroom.services.uow import UnitOfWork
 from dealroom.web import formatting
 

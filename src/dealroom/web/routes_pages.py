@@ -15,7 +15,8 @@ from dealroom.domain.errors import BuyerBlocked, DealroomError, NotAuthenticated
 from dealroom.domain.state import DealState
 from dealroom.edge.uow import UoW
 from dealroom.security import issue_token, signing_key
-from dealroom.services import accounts, bell, deals, listings
+from dealroom.services import accounts, deals, listings
+from dealroom.services.notifications import bell
 from dealroom.services.processes import get_process
 from dealroom.services.uow import UnitOfWork
 from dealroom.web import forms, queries

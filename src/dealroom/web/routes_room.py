@@ -18,7 +18,8 @@ from sqlalchemy import select
 from dealroom.db import models as m
 from dealroom.domain.errors import DealroomError
 from dealroom.edge.uow import UoW
-from dealroom.services import audit, deals
+from dealroom.services import deals
+from dealroom.services.audit import chain
 from dealroom.services.uow import UnitOfWork
 from dealroom.web import forms, room, timeline
 from dealroom.web.core import (
@@ -141,7 +142,7 @@ def audit_page(request: Request, uow: UoW, deal_id: str) -> Response:
     user = require_user(request, uow)
     s = uow.session
     deal, role = deals.get_deal(s, deal_id, user)
-    verification = audit.verify_deal(s, deal)
+    verification = chain.verify_deal(s, deal)
     events = list(
         s.scalars(
             select(m.Event)

@@ -34,7 +34,7 @@ class Input(BaseModel):
 
 
 class Output(BaseModel):
-    """An answer a route renders itself (`services.views.deal_json`, `audit.event_json` …)
+    """An answer a route renders itself (`services.views.deal_json`, `feed.event_json` …)
     and documents here; it keeps fields a renderer adds before the schema has them
     (extra="allow")."""
 

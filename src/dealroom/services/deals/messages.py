@@ -7,7 +7,8 @@ from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
 from dealroom.domain.errors import InvalidRequest
-from dealroom.services import audit, cursors, notifications
+from dealroom.services import cursors, feed, notifications
+from dealroom.services.audit import chain
 from dealroom.services.deals.read import get_deal
 from dealroom.services.outbox import OutboxItem
 from dealroom.services.uow import UnitOfWork
@@ -28,14 +29,14 @@ def post_message(uow: UnitOfWork, user: m.User, *, deal_id: str, body: str) -> m
     msg = m.Message(deal_id=deal.id, author_id=user.id, body=text_, created_at=uow.now)
     uow.session.add(msg)
     uow.session.flush()
-    e = audit.append(
+    e = chain.append(
         uow.session, deal, type="MESSAGE_POSTED", actor_id=user.id, actor_type=role,
         from_state=deal.state, to_state=deal.state,
         payload={"message_id": msg.id, "body": text_},
         now=uow.now, ip=uow.ip, user_agent=uow.user_agent,
     )  # fmt: skip
     deal.updated_at = uow.now
-    uow.outbox.append(OutboxItem("event", deal.id, audit.published(uow.session, e)))
+    uow.outbox.append(OutboxItem("event", deal.id, feed.published(uow.session, e)))
     # Offer reference: "Offer Message: notify about new communications" — the other party
     # (both, when an operator writes).
     others = [r for r in ("buyer", "seller") if r != role]

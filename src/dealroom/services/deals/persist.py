@@ -18,7 +18,8 @@ from dealroom.domain.model import Process
 from dealroom.domain.quotes import QuoteVersion
 from dealroom.domain.state import Outcome
 from dealroom.domain.timestamps import iso
-from dealroom.services import audit, fees, notifications
+from dealroom.services import feed, fees, notifications
+from dealroom.services.audit import chain
 from dealroom.services.deals.read import Surroundings
 from dealroom.services.outbox import OutboxItem
 from dealroom.services.refs import next_ref
@@ -115,7 +116,7 @@ def _write_move(
             payload["order_ref"] = made["order"].ref
             payload["fees"] = made["order"].fees
         ev_actor = None if draft.actor_type == "system" and i > 0 else actor_id
-        e = audit.append(
+        e = chain.append(
             s,
             deal,
             type=draft.type,
@@ -130,14 +131,14 @@ def _write_move(
             ip=uow.ip if i == 0 else None,
             user_agent=uow.user_agent if i == 0 else None,
         )
-        uow.outbox.append(OutboxItem("event", deal.id, audit.published(s, e)))
+        uow.outbox.append(OutboxItem("event", deal.id, feed.published(s, e)))
     moved["last_seq"] = deal.last_seq
     moved["head_hash"] = deal.head_hash
     for key in ("last_seq", "head_hash"):
         set_committed_value(deal, key, moved[key])  # append set them; they are written here
 
     if opening:
-        audit.insert_rows(s, [deal])
+        feed.insert_rows(s, [deal])
         make_transient_to_detached(deal)
         s.add(deal)  # persistent from here, as if loaded: later changes flush as usual
     else:
@@ -149,7 +150,7 @@ def _write_move(
         s.execute(insert(_QUOTES), [_quote_row(deal, outcome.quote)])
     for key, table in (("order", _ORDERS), ("escrow", _ESCROWS), ("shipment", _SHIPMENTS)):
         if key in made:  # in this order: escrow and shipment point at the order
-            s.execute(insert(table), [audit.column_values(made[key])])
+            s.execute(insert(table), [feed.column_values(made[key])])
     if not opening:  # a deal being opened has no timers yet
         s.execute(_CANCEL_TIMERS, {"of_deal": deal.id, "at": now})
     if outcome.timers:

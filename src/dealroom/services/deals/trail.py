@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from dealroom.db import models as m
 from dealroom.db.session import Database
-from dealroom.services import audit
+from dealroom.services.audit import chain, exports
 from dealroom.services.uow import session_scope
 
 
@@ -41,7 +41,7 @@ def export(db: Database, deal_id: str, fmt: str) -> Iterator[str]:
         if deal is None:
             return
         if fmt == "csv":
-            yield from audit.export_csv(audit.deal_events(s, deal_id))
+            yield from exports.export_csv(chain.deal_events(s, deal_id))
         else:
-            verification = audit.verify_deal(s, deal)
-            yield from audit.export_json(deal, audit.deal_events(s, deal_id), verification)
+            verification = chain.verify_deal(s, deal)
+            yield from exports.export_json(deal, chain.deal_events(s, deal_id), verification)

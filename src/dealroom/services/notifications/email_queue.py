@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, select
 
 from dealroom.config import Config
 from dealroom.db import models as m
-from dealroom.services import audit
+from dealroom.services import feed
 from dealroom.services.uow import UnitOfWork
 
 #: Reminders the rfq reference (5.4) sends as push only: they stay on the bell.
@@ -60,7 +60,7 @@ def enqueue(
             message_id=new_message_id(uow.config),
             created_at=uow.now,
         )
-        audit.hold(uow.session, row)  # written with its bell item, at commit
+        feed.hold(uow.session, row)  # written with its bell item, at commit
         queued.append(row)
     return queued
 

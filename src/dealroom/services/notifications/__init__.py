@@ -4,7 +4,7 @@ A process's notification names who is told of which move, with which template. H
 recipient gets a bell item (a `Notification` row), and those who want immediate email a
 queued email (services/email_queue.py), which notify/ sends after commit. Each bell item
 also goes on the outbox, so open streams hear of it once it is committed and never
-before. Bell items are written at commit, under the feed lock (`audit.hold`), so that
+before. Bell items are written at commit, under the feed lock (`feed.hold`), so that
 their ids follow commit order like the feed's: the bell stream resumes by id.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 
 from dealroom.db import models as m
 from dealroom.domain.timestamps import iso
-from dealroom.services import audit, email_queue
+from dealroom.services import feed
+from dealroom.services.notifications import email_queue
 from dealroom.services.outbox import OutboxItem
 from dealroom.services.uow import UnitOfWork
 
@@ -45,7 +46,7 @@ def record(
             payload={"deal_ref": deal.ref, "state": deal.state, **payload},
             created_at=uow.now,
         )
-        audit.hold(uow.session, n)
+        feed.hold(uow.session, n)
         items.append(n)
         uow.outbox.append(
             OutboxItem("notification", deal.id, {"user_id": user_id, "name": name, **n.payload})

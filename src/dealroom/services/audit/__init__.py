@@ -1,0 +1,1 @@
+"""The audit trail: the per-deal hash chain (`chain`) and its exports (`exports`)."""
